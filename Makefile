@@ -1,0 +1,32 @@
+# Every target creates .venv first if it is missing, so a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench setup clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m recipes.sentiment_gru --output-dir saved_models/sentiment
+	$(VENV)/bin/nlpkit predict saved_models/sentiment --format tflite \
+		"a gripping , beautifully acted film" \
+		"the plot is a dull , lifeless mess" \
+		""
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) benchmarks/sentiment.py --data-dir $${NLPKIT_DATA:-../shared/data}
+
+clean:
+	rm -rf $(VENV) saved_models/sentiment .pytest_cache

@@ -1,0 +1,148 @@
+"""The ``nlpkit`` command: ``train | evaluate | export | predict``.
+
+Recipes are found through the ``nlpkit.recipes`` entry-point group (see pyproject.toml),
+so this module never imports a recipe package directly.
+"""
+
+import argparse
+import json
+import os
+import sys
+from importlib import metadata
+
+from nlpkit.errors import NlpkitError
+
+RECIPE_GROUP = "nlpkit.recipes"
+
+
+def recipes():
+    """Registered recipes: task name -> entry point (``main(argv)`` of the recipe module)."""
+    return {entry.name: entry for entry in metadata.entry_points(group=RECIPE_GROUP)}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="nlpkit", description="Recurrent-network NLP: train, evaluate, export, predict.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a recipe; flags after the task go to the recipe",
+                                add_help=False)
+    train.add_argument("task", nargs="?", help=f"one of: {', '.join(sorted(recipes())) or '(none installed)'}")
+    train.add_argument("recipe_args", nargs=argparse.REMAINDER)
+
+    evaluate = commands.add_parser("evaluate", help="score a bundle on a labelled TSV/CSV file or data set")
+    evaluate.add_argument("bundle")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="TSV/CSV file with a text and a label column")
+    source.add_argument("--dataset", help="registered data set name, e.g. sst2")
+    evaluate.add_argument("--split", default="test", help="split of --dataset (default: test)")
+    evaluate.add_argument("--text-column", default="sentence")
+    evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("--format", choices=("tflite", "keras", "saved_model"), default="tflite")
+    evaluate.add_argument("--int8", action="store_true", help="use model.int8.tflite")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    export = commands.add_parser("export", help="rewrite a bundle's SavedModel and TFLite files from model.keras")
+    export.add_argument("bundle")
+    export.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
+                        help="also write model.int8.tflite (default: yes)")
+
+    predict = commands.add_parser("predict", help="classify texts given as arguments or as lines on stdin")
+    predict.add_argument("bundle")
+    predict.add_argument("texts", nargs="*", help="texts to classify; none (or '-') reads stdin lines")
+    predict.add_argument("--format", choices=("tflite", "keras", "saved_model"), default="tflite")
+    predict.add_argument("--int8", action="store_true", help="use model.int8.tflite")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    return parser
+
+
+def run_train(args):
+    available = recipes()
+    if args.task in (None, "-h", "--help"):
+        print(f"usage: nlpkit train TASK [recipe flags]\n\ntasks: {', '.join(sorted(available))}")
+        print("run 'nlpkit train TASK --help' for the flags of a task")
+        return 0
+    if args.task not in available:
+        raise NlpkitError(f"unknown task {args.task!r}; choose one of {sorted(available)}")
+    module = available[args.task].load()
+    return module.main(args.recipe_args) or 0
+
+
+def run_evaluate(args):
+    from nlpkit.data import load, read_classification
+    from nlpkit.manifest import read_manifest
+    from nlpkit.metrics import classification_report, format_report
+    from nlpkit.serving import load_predictor
+
+    manifest = read_manifest(args.bundle, task="text_classification")
+    if args.data:
+        rows = read_classification(args.data, text_column=args.text_column, label_column=args.label_column)
+    else:
+        rows = load(args.dataset, args.split)
+    raw_labels = manifest.get("raw_labels") or manifest["labels"]
+    index = {label: i for i, label in enumerate(raw_labels)}
+    index.update({label: i for i, label in enumerate(manifest["labels"])})
+    unknown = sorted({row.label for row in rows} - set(index))
+    if unknown:
+        raise NlpkitError(f"labels {unknown} in the data are not labels of the bundle {raw_labels}")
+    predictor = load_predictor(args.bundle, format=args.format, precision="int8" if args.int8 else "float32")
+    predicted = [manifest["labels"].index(p.label) for p in predictor.predict([row.text for row in rows])]
+    report = classification_report([index[row.label] for row in rows], predicted, manifest["labels"])
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def run_export(args):
+    from nlpkit.export import write_bundle
+    from nlpkit.models import load_keras_model
+    from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
+    from nlpkit.text import load_graph_tokenizer, load_tokenizer
+
+    manifest = read_manifest(args.bundle, task="text_classification")
+    model = load_keras_model(bundle_file(args.bundle, manifest, "keras"))
+    assets = bundle_file(args.bundle, manifest, "assets")
+    twin = load_tokenizer(assets)
+    kept = {key: manifest[key] for key in ("metrics", "config", "raw_labels") if key in manifest}
+    write_bundle(args.bundle, task=manifest["task"], model=model, tokenizer=twin,
+                 graph_tokenizer=load_graph_tokenizer(assets), label_names=manifest["labels"],
+                 int8=args.int8, metadata=kept)
+    print(f"re-exported {args.bundle}")
+    return 0
+
+
+def run_predict(args):
+    from nlpkit.serving import load_predictor
+
+    texts = args.texts
+    if not texts or texts == ["-"]:
+        # Bytes in, replacement characters for invalid UTF-8: a stray byte must not stop a batch.
+        texts = [line.decode("utf-8", "replace").rstrip("\r\n") for line in sys.stdin.buffer]
+    predictor = load_predictor(args.bundle, format=args.format, precision="int8" if args.int8 else "float32")
+    for text, prediction in zip(texts, predictor.predict(texts)):
+        if args.json:
+            print(json.dumps({"text": text, "label": prediction.label, "scores": prediction.scores}, ensure_ascii=False))
+        else:
+            print(f"{prediction.label}\t{prediction.scores[prediction.label]:.4f}\t{_preview(text)}")
+    return 0
+
+
+def _preview(text, limit=100):
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, "predict": run_predict}
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (NlpkitError, OSError, ValueError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"nlpkit {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

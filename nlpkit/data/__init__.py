@@ -1,0 +1,41 @@
+"""Data layer: file readers, the dataset registry and (with TensorFlow) input pipelines."""
+
+from nlpkit.data.datasets import (
+    DatasetSpec,
+    SplitSpec,
+    available,
+    canonical_split,
+    dataset_path,
+    get_spec,
+    load,
+    register,
+    unregister,
+)
+from nlpkit.data.readers import (
+    LabelledText,
+    ParallelPair,
+    TaggedSentence,
+    iter_lines,
+    read_classification,
+    read_conll,
+    read_lines,
+    read_parallel,
+    read_text,
+)
+
+# The tf.data pipelines need TensorFlow; load them on first use so the readers and the
+# registry stay importable (and fast to import) without it.
+_LAZY = {
+    "classification_dataset": "nlpkit.data.pipelines",
+    "bucket_boundaries": "nlpkit.data.pipelines",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

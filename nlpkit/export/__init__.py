@@ -1,0 +1,12 @@
+"""Export: .keras, SavedModel (strings in), TFLite (ids in, built-in ops only), bundles."""
+
+from nlpkit.export.bundle import library_versions, update_manifest, write_bundle
+from nlpkit.export.saved_model import write_saved_model
+from nlpkit.export.tflite import (
+    NonBuiltinOpsError,
+    OpAudit,
+    assert_builtin_only,
+    audit_ops,
+    convert,
+)
+from nlpkit.export.parity import classifier_parity

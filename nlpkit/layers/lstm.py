@@ -1,0 +1,119 @@
+"""Long short-term memory layer with a loop that is fast on CPU and converts to TFLite."""
+
+import keras
+from keras import ops
+
+from nlpkit.layers.recurrent import RecurrentLayer, read_weight
+
+
+@keras.saving.register_keras_serializable(package="nlpkit")
+class LSTM(RecurrentLayer):
+    """LSTM (Hochreiter & Schmidhuber, 1997) with the weight layout of ``keras.layers.LSTM``.
+
+    Gate order in the kernels is ``[i, f, c, o]``; states are ``[h, c]``.
+
+    Args:
+        units: int, size of the hidden and cell states.
+        activation / recurrent_activation: default "tanh" / "sigmoid".
+        use_bias: bool, default True.
+        unit_forget_bias: bool, default True. Initialise the forget-gate bias to 1.
+        kernel_initializer / recurrent_initializer / bias_initializer: default
+            "glorot_uniform" / "orthogonal" / "zeros".
+        **kwargs: see `nlpkit.layers.recurrent.RecurrentLayer`.
+
+    Example:
+        >>> layer = nlpkit.layers.LSTM(32, return_state=True)
+        >>> output, h, c = layer(np.zeros((2, 7, 16), "float32"))
+        >>> c.shape
+        (2, 32)
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        unit_forget_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(units, **kwargs)
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+        self.use_bias = use_bias
+        self.unit_forget_bias = unit_forget_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    @property
+    def state_size(self):
+        return [self.units, self.units]
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        units = self.units
+        self.kernel = self.add_weight(
+            shape=(input_dim, 4 * units), initializer=self.kernel_initializer, name="kernel"
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(units, 4 * units), initializer=self.recurrent_initializer, name="recurrent_kernel"
+        )
+        self.bias = None
+        if self.use_bias:
+            initializer = self.bias_initializer
+            if self.unit_forget_bias:
+                base = self.bias_initializer
+
+                def initializer(shape, dtype=None):
+                    return ops.concatenate(
+                        [
+                            base((units,), dtype=dtype),
+                            ops.ones((units,), dtype=dtype),
+                            base((2 * units,), dtype=dtype),
+                        ]
+                    )
+
+            self.bias = self.add_weight(shape=(4 * units,), initializer=initializer, name="bias")
+        self.built = True
+
+    def project_inputs(self, inputs):
+        projected = ops.matmul(inputs, self.kernel)
+        if self.use_bias:
+            projected = projected + self.bias
+        return projected
+
+    def make_step(self, recurrent_dropout_mask):
+        units = self.units
+        recurrent_kernel = read_weight(self.recurrent_kernel)
+        activation, gate = self.activation, self.recurrent_activation
+
+        def step(x_t, states):
+            h, c = states
+            h_in = h if recurrent_dropout_mask is None else h * recurrent_dropout_mask
+            z = x_t + ops.matmul(h_in, recurrent_kernel)
+            i = gate(z[:, :units])
+            f = gate(z[:, units : 2 * units])
+            c = f * c + i * activation(z[:, 2 * units : 3 * units])
+            o = gate(z[:, 3 * units :])
+            return [o * activation(c), c]
+
+        return step
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "activation": keras.activations.serialize(self.activation),
+                "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
+                "use_bias": self.use_bias,
+                "unit_forget_bias": self.unit_forget_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config

@@ -1,0 +1,4 @@
+"""On-device style runtime: numpy + ai-edge-litert + the standard library, no TensorFlow."""
+
+from nlpkit.lite.predictors import ClassPrediction, TextClassifierPredictor
+from nlpkit.lite.runtime import load_signature_runner

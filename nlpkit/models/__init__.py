@@ -1,0 +1,18 @@
+"""Task models built from nlpkit layers."""
+
+import keras
+
+import nlpkit.layers  # noqa: F401  (registers the layers for deserialization)
+from nlpkit.models.text_classifier import TextClassifier
+
+
+def load_keras_model(path):
+    """Loads a ``.keras`` file written by nlpkit, with ``safe_mode=True``.
+
+    Importing this module registers nlpkit's layers and models, which ``load_model`` needs
+    to rebuild them from their configs.
+
+    Example:
+        >>> model = load_keras_model("saved_models/sentiment/model.keras")
+    """
+    return keras.saving.load_model(str(path), safe_mode=True)

@@ -1,0 +1,180 @@
+"""Recurrent text classifier: embedding -> recurrent encoder -> pooling -> softmax."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from nlpkit.layers import MaskedPooling, recurrent_layer
+
+
+@keras.saving.register_keras_serializable(package="nlpkit")
+class TextClassifier(keras.Model):
+    """Classifies padded token-id sequences (id 0 = padding) into ``num_classes`` classes.
+
+    Embedding with a padding mask, ``num_layers`` stacked recurrent layers from
+    `nlpkit.layers` (optionally bidirectional), mask-aware pooling over time, dropout, an
+    optional hidden layer and a softmax output. Binary tasks use ``num_classes=2`` and read
+    the positive-class probability from ``scores[:, 1]``.
+
+    Args:
+        vocabulary_size: int, number of token ids (including padding and unknown).
+        num_classes: int >= 2.
+        embedding_dim: int, default 128.
+        units: int, default 128. Hidden size of each recurrent layer (per direction).
+        cell: "gru" (default), "lstm" or "simple_rnn".
+        num_layers: int, default 1.
+        bidirectional: bool, default True.
+        pooling: "max_mean" (default), "max", "mean" or "last" (final states).
+        dropout: float, default 0.3. Dropout before the output layer and between layers.
+        embedding_dropout: float, default 0.1. Drops whole word vectors during training.
+        recurrent_dropout: float, default 0.0. Variational dropout inside the recurrence.
+        hidden_dim: int, default 0. Size of a ReLU layer before the output (0 = none).
+
+    Example:
+        >>> model = TextClassifier(vocabulary_size=5000, num_classes=2)
+        >>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        >>> scores = model(np.array([[4, 27, 9, 0, 0]]))  # (1, 2) class probabilities
+    """
+
+    POOLINGS = ("max_mean", "max", "mean", "last")
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_classes,
+        embedding_dim=128,
+        units=128,
+        cell="gru",
+        num_layers=1,
+        bidirectional=True,
+        pooling="max_mean",
+        dropout=0.3,
+        embedding_dropout=0.1,
+        recurrent_dropout=0.0,
+        hidden_dim=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if num_classes < 2:
+            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+        if pooling not in self.POOLINGS:
+            raise ValueError(f"`pooling` must be one of {self.POOLINGS}. Received: {pooling!r}")
+        if num_layers < 1:
+            raise ValueError(f"`num_layers` must be >= 1. Received: num_layers={num_layers}")
+        self.vocabulary_size = vocabulary_size
+        self.num_classes = num_classes
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.cell = cell
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.pooling = pooling
+        self.dropout = dropout
+        self.embedding_dropout = embedding_dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.hidden_dim = hidden_dim
+
+        self.embedding = keras.layers.Embedding(
+            vocabulary_size, embedding_dim, mask_zero=True, name="embedding"
+        )
+        self.word_dropout = keras.layers.Dropout(
+            embedding_dropout, noise_shape=(None, None, 1), name="word_dropout"
+        )
+        self.encoder_layers = []
+        self.between_dropouts = []
+        for index in range(num_layers):
+            last = index == num_layers - 1
+            layer = recurrent_layer(
+                cell,
+                units,
+                return_sequences=not (last and pooling == "last"),
+                recurrent_dropout=recurrent_dropout,
+                name=f"{cell}_{index}",
+            )
+            if bidirectional:
+                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{index}")
+            self.encoder_layers.append(layer)
+            if not last:
+                self.between_dropouts.append(keras.layers.Dropout(dropout, name=f"dropout_{index}"))
+        self.pool = None if pooling == "last" else MaskedPooling(pooling, name="pooling")
+        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
+        self.hidden = (
+            keras.layers.Dense(hidden_dim, activation="relu", name="hidden") if hidden_dim else None
+        )
+        self.classifier = keras.layers.Dense(
+            num_classes, activation="softmax", dtype="float32", name="scores"
+        )
+
+    def call(self, token_ids, training=False):
+        mask = ops.not_equal(token_ids, 0)
+        x = self.embedding(token_ids)
+        x = self.word_dropout(x, training=training)
+        for index, layer in enumerate(self.encoder_layers):
+            x = layer(x, mask=mask, training=training)
+            if index < len(self.between_dropouts):
+                x = self.between_dropouts[index](x, training=training)
+        if self.pool is not None:
+            x = self.pool(x, mask=mask)
+        x = self.output_dropout(x, training=training)
+        if self.hidden is not None:
+            x = self.output_dropout(self.hidden(x), training=training)
+        return self.classifier(x)
+
+    def set_embeddings(self, matrix):
+        """Initialises the embedding table from a ``(vocabulary_size, embedding_dim)`` array."""
+        if tuple(matrix.shape) != (self.vocabulary_size, self.embedding_dim):
+            raise ValueError(
+                f"Embedding matrix shape {tuple(matrix.shape)} does not match "
+                f"({self.vocabulary_size}, {self.embedding_dim})."
+            )
+        if not self.embedding.built:
+            self.embedding.build((None, None))
+        self.embedding.embeddings.assign(matrix)
+
+    def tflite_endpoints(self):
+        """The TFLite signatures of this model: name -> (function, input signature).
+
+        ``classify`` takes one right-padded sequence of token ids (batch 1, any length) and
+        returns the class probabilities as ``scores``.
+        """
+
+        def classify(token_ids):
+            return {"scores": self(token_ids, training=False)}
+
+        return {"classify": (classify, [tf.TensorSpec([1, None], tf.int32, name="token_ids")])}
+
+    def serving_endpoint(self, tokenizer, label_names):
+        """``serving_default`` for SavedModel: raw UTF-8 strings in, labels and scores out.
+
+        Tokenization runs inside the graph through ``tokenizer`` (an `nlpkit.text` graph
+        tokenizer); an empty text becomes one padding token, which the mask then ignores.
+        """
+        label_table = tf.constant(list(label_names))
+
+        def serve(text):
+            ids = tokenizer(text).to_tensor(default_value=0)
+            ids = tf.pad(ids, [[0, 0], [0, 1]])  # keep at least one (padding) step
+            scores = self(ids, training=False)
+            return {"labels": tf.gather(label_table, tf.argmax(scores, axis=-1)), "scores": scores}
+
+        return serve, [tf.TensorSpec([None], tf.string, name="text")]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "num_classes": self.num_classes,
+                "embedding_dim": self.embedding_dim,
+                "units": self.units,
+                "cell": self.cell,
+                "num_layers": self.num_layers,
+                "bidirectional": self.bidirectional,
+                "pooling": self.pooling,
+                "dropout": self.dropout,
+                "embedding_dropout": self.embedding_dropout,
+                "recurrent_dropout": self.recurrent_dropout,
+                "hidden_dim": self.hidden_dim,
+            }
+        )
+        return config

@@ -1,0 +1,46 @@
+"""Vocabularies and tokenizers, each graph tokenizer with a pure-Python twin giving identical ids.
+
+Importing this package does not import TensorFlow: the pure-Python names are imported eagerly,
+the graph tokenizers (``WordTokenizer``, ``CharTokenizer``, ``load_graph_tokenizer``) on first
+attribute access (PEP 562), so ``nlpkit.lite`` can use the twins on a device without TensorFlow.
+"""
+
+import importlib
+
+from nlpkit.text.normalization import TextNormalizer, build_table
+from nlpkit.text.python_tokenizers import (
+    PythonCharTokenizer,
+    PythonWordTokenizer,
+    load_tokenizer,
+    save_tokenizer,
+)
+from nlpkit.text.vocabulary import Vocabulary
+
+_LAZY = {
+    "WordTokenizer": "nlpkit.text.tokenizers",
+    "CharTokenizer": "nlpkit.text.tokenizers",
+    "load_graph_tokenizer": "nlpkit.text.tokenizers",
+}
+
+__all__ = [
+    "TextNormalizer",
+    "build_table",
+    "Vocabulary",
+    "PythonWordTokenizer",
+    "PythonCharTokenizer",
+    "save_tokenizer",
+    "load_tokenizer",
+    *_LAZY,
+]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

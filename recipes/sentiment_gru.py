@@ -1,0 +1,290 @@
+"""Sentiment classification with a bidirectional GRU: data -> fit -> evaluate -> bundle.
+
+Run it on the embedded sample (the default), on a registered data set, or on your own
+TSV/CSV files:
+
+    python -m recipes.sentiment_gru
+    NLPKIT_DATA=../shared/data python -m recipes.sentiment_gru --dataset sst2 --epochs 4
+    python -m recipes.sentiment_gru --train-file my_train.tsv --valid-file my_dev.tsv
+
+The bundle (model.keras, saved_model/, model.tflite, model.int8.tflite, assets/,
+nlpkit.json) lands in ``--output-dir``; ``nlpkit predict`` and
+``nlpkit.lite.TextClassifierPredictor`` read it.
+"""
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from nlpkit.config import parse_config
+from nlpkit.data import read_classification
+from nlpkit.data import load as load_dataset
+from nlpkit.samples import sample_path
+
+
+@dataclasses.dataclass
+class Config:
+    """Every field is a command-line flag (``--learning-rate 0.001``)."""
+
+    # Data: a registered data set name, or files (default: the embedded sample).
+    dataset: str = dataclasses.field(default="", metadata={"help": "registered data set, e.g. sst2 or imdb"})
+    data_dir: str = dataclasses.field(default="", metadata={"help": "data directory (else NLPKIT_DATA)"})
+    train_file: str = ""
+    valid_file: str = ""
+    test_file: str = ""
+    text_column: str = "sentence"
+    label_column: str = "label"
+    label_names: str = dataclasses.field(
+        default="0=negative,1=positive",
+        metadata={"help": "display names for raw labels, 'raw=name,...'; empty keeps raw labels"},
+    )
+    # Tokenizer.
+    lowercase: bool = True
+    max_length: int = dataclasses.field(default=256, metadata={"help": "tokens kept per text"})
+    min_frequency: int = 1
+    max_vocabulary: int = 40000
+    # Word vectors: learned from unlabelled text of registered data sets (PPMI + SVD) or read
+    # from a GloVe/word2vec text file. Words of that text join the vocabulary, so words never
+    # seen in the labelled training data still get meaningful vectors.
+    pretrain_datasets: str = dataclasses.field(
+        default="", metadata={"help": "comma-separated data sets whose train text pretrains word vectors, e.g. imdb,sst2"}
+    )
+    pretrain_min_frequency: int = 3
+    pretrain_window: int = 5
+    embeddings_file: str = dataclasses.field(default="", metadata={"help": "GloVe/word2vec text file"})
+    freeze_embeddings: bool = False
+    # Model.
+    cell: str = dataclasses.field(default="gru", metadata={"help": "gru, lstm or simple_rnn"})
+    embedding_dim: int = 128
+    units: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    pooling: str = "max_mean"
+    dropout: float = 0.4
+    embedding_dropout: float = 0.1
+    recurrent_dropout: float = 0.0
+    hidden_dim: int = 0
+    # Training.
+    epochs: int = 12
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    patience: int = 3
+    seed: int = 1234
+    # Output.
+    output_dir: str = "saved_models/sentiment"
+    int8: bool = dataclasses.field(default=True, metadata={"help": "also write model.int8.tflite"})
+    parity_texts: int = dataclasses.field(default=500, metadata={"help": "texts checked for export parity"})
+
+
+def load_splits(config):
+    """Returns ``{"train": [...], "valid": [...], "test": [...]}`` of LabelledText rows."""
+    if config.dataset:
+        kwargs = {"data_dir": config.data_dir or None}
+        return {split: load_dataset(config.dataset, split, **kwargs) for split in ("train", "valid", "test")}
+    files = {
+        "train": config.train_file or sample_path("sentiment_train.tsv"),
+        "valid": config.valid_file or sample_path("sentiment_valid.tsv"),
+        "test": config.test_file or (None if config.train_file else sample_path("sentiment_test.tsv")),
+    }
+    return {
+        split: read_classification(path, text_column=config.text_column, label_column=config.label_column)
+        if path
+        else []
+        for split, path in files.items()
+    }
+
+
+def label_list(rows, label_names):
+    """Sorted raw labels and the display name of each (``label_names`` = "0=negative,...")."""
+    raw = sorted({row.label for row in rows})
+    aliases = dict(item.split("=", 1) for item in label_names.split(",") if "=" in item)
+    return raw, [aliases.get(label, label) for label in raw]
+
+
+def build_tokenizer(config, texts, extra_words=()):
+    """Word tokenizer (pure-Python twin + graph version) with a vocabulary from ``texts``.
+
+    ``extra_words`` (words that have pretrained vectors) are appended after the words of
+    the labelled text, up to ``max_vocabulary`` tokens in all.
+    """
+    from nlpkit.text import PythonWordTokenizer, TextNormalizer, Vocabulary, WordTokenizer
+
+    normalizer = TextNormalizer(lowercase=config.lowercase)
+    vocabulary = Vocabulary.build(
+        (normalizer.tokenize(text) for text in texts),
+        min_frequency=config.min_frequency,
+        max_size=config.max_vocabulary,
+    )
+    if extra_words:
+        known = set(vocabulary.tokens)
+        tokens = vocabulary.tokens[len(vocabulary.special_tokens) :]
+        tokens += [word for word in extra_words if word not in known]
+        room = config.max_vocabulary - len(vocabulary.special_tokens)
+        vocabulary = Vocabulary(tokens[:room], special_tokens=vocabulary.special_tokens)
+    twin = PythonWordTokenizer(vocabulary, normalizer, max_length=config.max_length)
+    return twin, WordTokenizer.from_python(twin)
+
+
+def word_vectors(config):
+    """``(words, vectors)`` from ``--embeddings-file`` or learned from ``--pretrain-datasets``.
+
+    Returns ``([], None)`` when neither is set. Markup such as IMDB's ``<br />`` is removed
+    from the pretraining text; labels of the pretraining data sets are never read.
+    """
+    import collections
+    import re
+
+    from nlpkit.text import TextNormalizer
+    from nlpkit.text.embeddings import learn_word_vectors, read_word_vectors
+
+    if config.embeddings_file:
+        return read_word_vectors(config.embeddings_file, lowercase=config.lowercase)
+    if not config.pretrain_datasets:
+        return [], None
+    normalizer = TextNormalizer(lowercase=config.lowercase)
+    token_lists = []
+    for name in config.pretrain_datasets.split(","):
+        for row in load_dataset(name.strip(), "train", data_dir=config.data_dir or None):
+            token_lists.append(normalizer.tokenize(re.sub(r"<[^<>]{0,20}>", " ", row.text)))
+    counts = collections.Counter(token for tokens in token_lists for token in tokens)
+    words = sorted(
+        (word for word, count in counts.items() if count >= config.pretrain_min_frequency),
+        key=lambda word: (-counts[word], word),
+    )[: config.max_vocabulary]
+    print(f"learning {config.embedding_dim}-d word vectors for {len(words)} words from "
+          f"{sum(map(len, token_lists))} tokens of {config.pretrain_datasets}")
+    vectors = learn_word_vectors(token_lists, words, dim=config.embedding_dim, window=config.pretrain_window)
+    return words, vectors
+
+
+def build_model(config, vocabulary_size, num_classes):
+    """The TextClassifier this recipe trains, compiled for ``model.fit``."""
+    import keras
+    import numpy as np
+
+    from nlpkit.models import TextClassifier
+
+    model = TextClassifier(
+        vocabulary_size=vocabulary_size,
+        num_classes=num_classes,
+        embedding_dim=config.embedding_dim,
+        units=config.units,
+        cell=config.cell,
+        num_layers=config.num_layers,
+        bidirectional=config.bidirectional,
+        pooling=config.pooling,
+        dropout=config.dropout,
+        embedding_dropout=config.embedding_dropout,
+        recurrent_dropout=config.recurrent_dropout,
+        hidden_dim=config.hidden_dim,
+    )
+    model(np.zeros((1, 1), "int32"))  # create the weights (BackupAndRestore needs them)
+    model.embedding.trainable = not config.freeze_embeddings
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=False,
+    )
+    return model
+
+
+def evaluate(model, tokenizer, rows, raw_labels, label_names, batch_size=64):
+    """Accuracy, macro-F1, per-class scores and the confusion matrix on ``rows``."""
+    import numpy as np
+
+    from nlpkit.metrics import classification_report
+
+    index = {label: i for i, label in enumerate(raw_labels)}
+    unknown = sorted({row.label for row in rows} - set(index))
+    if unknown:
+        raise ValueError(f"evaluation labels {unknown} never occur in training labels {raw_labels}")
+    ids = [tokenizer.encode(row.text) or [0] for row in rows]
+    predictions = []
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        batch = np.zeros((len(chunk), max(map(len, chunk))), np.int32)
+        for row, sequence in enumerate(chunk):
+            batch[row, : len(sequence)] = sequence
+        predictions.append(model.predict_on_batch(batch).argmax(-1))
+    predicted = np.concatenate(predictions) if predictions else np.zeros(0, int)
+    return classification_report([index[row.label] for row in rows], predicted.tolist(), label_names)
+
+
+def train(config):
+    """Trains, evaluates and exports; returns the bundle path."""
+    from nlpkit.data import classification_dataset
+    from nlpkit.export import classifier_parity, update_manifest, write_bundle
+    from nlpkit.metrics import format_report
+    from nlpkit.text.embeddings import embedding_matrix
+    from nlpkit.training import set_seed, standard_callbacks
+
+    set_seed(config.seed)
+    splits = load_splits(config)
+    if not splits["train"]:
+        raise ValueError("the training split is empty")
+    raw_labels, label_names = label_list(splits["train"], config.label_names)
+    label_index = {label: i for i, label in enumerate(raw_labels)}
+    started = time.perf_counter()
+    pretrained_words, pretrained_vectors = word_vectors(config)
+    twin, graph_tokenizer = build_tokenizer(config, [row.text for row in splits["train"]], pretrained_words)
+    print(f"train {len(splits['train'])}  valid {len(splits['valid'])}  test {len(splits['test'])}  "
+          f"vocabulary {len(twin.vocabulary)}  labels {label_names}")
+
+    def dataset(rows, shuffle):
+        return classification_dataset(
+            [row.text for row in rows], [label_index[row.label] for row in rows], graph_tokenizer,
+            batch_size=config.batch_size, shuffle=shuffle, seed=config.seed,
+        )
+
+    model = build_model(config, len(twin.vocabulary), len(raw_labels))
+    if pretrained_vectors is not None:
+        matrix, coverage = embedding_matrix(twin.vocabulary, pretrained_words, pretrained_vectors, seed=config.seed)
+        model.set_embeddings(matrix)
+        print(f"pretrained vectors cover {coverage:.1%} of the vocabulary")
+    valid_rows = splits["valid"] or splits["train"]
+    work_dir = Path(config.output_dir).with_name(Path(config.output_dir).name + ".work")
+    history = model.fit(
+        dataset(splits["train"], shuffle=True),
+        validation_data=dataset(valid_rows, shuffle=False),
+        epochs=config.epochs,
+        callbacks=standard_callbacks(work_dir, monitor="val_accuracy", mode="max", patience=config.patience),
+        verbose=2 if not sys.stdout.isatty() else 1,
+    )
+    training_seconds = time.perf_counter() - started
+
+    metrics = {"training_seconds": round(training_seconds, 1), "epochs_run": len(history.history["loss"])}
+    for split in ("valid", "test"):
+        if splits[split]:
+            report = evaluate(model, twin, splits[split], raw_labels, label_names)
+            metrics[split] = report
+            print(f"\n== {split} ==\n{format_report(report)}")
+
+    bundle = write_bundle(
+        config.output_dir,
+        task="text_classification",
+        model=model,
+        tokenizer=twin,
+        graph_tokenizer=graph_tokenizer,
+        label_names=label_names,
+        int8=config.int8,
+        metadata={"metrics": metrics, "config": dataclasses.asdict(config), "raw_labels": raw_labels},
+    )
+    parity_rows = (splits["test"] or valid_rows)[: config.parity_texts]
+    parity = classifier_parity(bundle, [row.text for row in parity_rows])
+    update_manifest(bundle, parity=parity)
+    print(f"\nparity {json.dumps(parity)}")
+    print(f"bundle written to {bundle}")
+    return bundle
+
+
+def main(argv=None):
+    config = parse_config(Config, argv, prog="nlpkit train sentiment", description=__doc__.splitlines()[0])
+    train(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

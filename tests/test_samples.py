@@ -1,0 +1,82 @@
+"""The embedded sentiment sample: shape, balance, uniqueness, and the path helper."""
+
+import pathlib
+
+import pytest
+
+from nlpkit.samples import available_samples, sample_path
+
+SPLITS = ("train", "valid", "test")
+EXPECTED_ROWS = {"train": 320, "valid": 60, "test": 60}
+
+
+def _read_rows(name):
+    # Split on tabs by hand: the files are deliberately not CSV-quoted, and one
+    # sentence starts with '"', which csv's default dialect would swallow.
+    text = sample_path(name).read_text(encoding="utf-8")
+    lines = text.split("\n")
+    assert lines[-1] == "", f"{name} must end with exactly one newline"
+    return [line.split("\t") for line in lines[:-1]]
+
+
+@pytest.fixture(scope="module")
+def sentiment():
+    return {split: _read_rows(f"sentiment_{split}.tsv") for split in SPLITS}
+
+
+def test_sentiment_files_are_available():
+    for split in SPLITS:
+        path = sample_path(f"sentiment_{split}.tsv")
+        assert isinstance(path, pathlib.Path)
+        assert path.is_file()
+        assert path.name in available_samples()
+
+
+def test_header_and_two_fields_per_row(sentiment):
+    for split, rows in sentiment.items():
+        assert rows[0] == ["sentence", "label"], split
+        for line_number, row in enumerate(rows[1:], start=2):
+            assert len(row) == 2, f"{split}:{line_number}: {row!r}"
+            sentence = row[0]
+            assert sentence == sentence.strip() and sentence, f"{split}:{line_number}"
+            assert "\r" not in sentence, f"{split}:{line_number}"
+            assert 3 <= len(sentence.split()) <= 40, f"{split}:{line_number}: {sentence!r}"
+
+
+def test_row_counts(sentiment):
+    for split, rows in sentiment.items():
+        assert len(rows) - 1 == EXPECTED_ROWS[split], split
+
+
+def test_labels_are_binary_and_balanced(sentiment):
+    for split, rows in sentiment.items():
+        labels = [row[1] for row in rows[1:]]
+        assert set(labels) <= {"0", "1"}, f"{split}: {sorted(set(labels))}"
+        positives = labels.count("1")
+        # Class counts may differ by at most 10% of the rows.
+        assert abs(positives / len(labels) - 0.5) <= 0.05, f"{split}: {positives}/{len(labels)}"
+
+
+def test_no_duplicate_sentences_within_or_across_files(sentiment):
+    seen = {}
+    for split, rows in sentiment.items():
+        for line_number, (sentence, _) in enumerate(rows[1:], start=2):
+            where = f"{split}:{line_number}"
+            assert sentence not in seen, f"{sentence!r} at {where} and {seen.get(sentence)}"
+            seen[sentence] = where
+
+
+def test_some_sentences_are_not_ascii(sentiment):
+    sentences = [row[0] for rows in sentiment.values() for row in rows[1:]]
+    assert any(not sentence.isascii() for sentence in sentences)
+
+
+def test_unknown_sample_lists_available_names():
+    with pytest.raises(FileNotFoundError, match="no_such_file.tsv") as info:
+        sample_path("no_such_file.tsv")
+    assert "sentiment_train.tsv" in str(info.value)
+
+
+def test_package_code_is_not_a_sample():
+    with pytest.raises(FileNotFoundError):
+        sample_path("__init__.py")
