@@ -25,7 +25,6 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/sentiment.py --data-dir $${NLPKIT_DATA:-../shared/data}
 
 clean:

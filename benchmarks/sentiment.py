@@ -10,6 +10,7 @@ accuracy lost by the int8 model. Prints one JSON object.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -22,12 +23,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The recipe settings this benchmark measures. Chosen on SST-2 dev only; see README.
 RECIPE_FLAGS = [
     "--dataset", "sst2",
-    "--pretrain-datasets", "imdb,sst2",
+    "--pretrain-datasets", "imdb,sst2",  # PPMI+SVD word vectors from unlabelled review text
     "--embedding-dim", "300",
+    "--freeze-embeddings",
     "--max-vocabulary", "60000",
     "--batch-size", "64",
-    "--epochs", "5",
+    "--epochs", "2",
+    "--self-train-datasets", "imdb",  # pseudo-labelled IMDB sentences; IMDB labels never read
+    "--self-train-epochs", "2",
     "--patience", "2",
+    "--parity-texts", "100000",  # parity over every test sentence, not a sample
 ]
 
 
@@ -139,10 +144,13 @@ def main(argv=None):
         "benchmark": "sst2_sentiment",
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
-        "nlpkit": nlpkit_run(args.data_dir, args.output_dir),
     }
+    # Training logs go to stderr so that stdout is exactly one JSON document.
+    with contextlib.redirect_stdout(sys.stderr):
+        result["nlpkit"] = nlpkit_run(args.data_dir, args.output_dir)
+        if args.baseline:
+            result["stock_keras_bigru"] = stock_keras_baseline(args.data_dir)
     if args.baseline:
-        result["stock_keras_bigru"] = stock_keras_baseline(args.data_dir)
         result["test_accuracy_gain_points"] = round(
             100 * (result["nlpkit"]["test_accuracy_keras"] - result["stock_keras_bigru"]["test_accuracy"]), 2
         )

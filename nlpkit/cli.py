@@ -26,6 +26,8 @@ def build_parser():
 
     train = commands.add_parser("train", help="train a recipe; flags after the task go to the recipe",
                                 add_help=False)
+    # add_help=False lets `train TASK --help` reach the recipe; `train --help` lists the tasks.
+    train.add_argument("-h", "--help", dest="show_help", action="store_true", help="list the tasks")
     train.add_argument("task", nargs="?", help=f"one of: {', '.join(sorted(recipes())) or '(none installed)'}")
     train.add_argument("recipe_args", nargs=argparse.REMAINDER)
 
@@ -57,7 +59,7 @@ def build_parser():
 
 def run_train(args):
     available = recipes()
-    if args.task in (None, "-h", "--help"):
+    if args.show_help or args.task in (None, "-h", "--help"):
         print(f"usage: nlpkit train TASK [recipe flags]\n\ntasks: {', '.join(sorted(available))}")
         print("run 'nlpkit train TASK --help' for the flags of a task")
         return 0
@@ -135,7 +137,14 @@ COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, 
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    # argparse returns texts that follow an option (`predict BUNDLE --json "text"`) as
+    # unrecognized, because the positionals were consumed before the option.
+    if args.command == "predict" and extras and not any(extra.startswith("-") for extra in extras):
+        args.texts, extras = args.texts + extras, []
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         return COMMANDS[args.command](args)
     except (NlpkitError, OSError, ValueError, KeyError) as error:

@@ -54,11 +54,28 @@ def load_config_file(path, config_class):
         raise SystemExit(f"config file not found: {path}") from None
     except ValueError as error:
         raise SystemExit(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise SystemExit(f"{path}: expected a JSON object of config values, found {type(values).__name__}")
     known = {field.name for field in dataclasses.fields(config_class)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise SystemExit(f"{path}: unknown config keys {unknown}; known keys: {sorted(known)}")
-    return values
+    hints = typing.get_type_hints(config_class)
+    return {key: _check_file_value(path, key, value, hints[key]) for key, value in values.items()}
+
+
+def _check_file_value(path, key, value, kind):
+    # Flags are converted by argparse; file values are not, and "false" or "3" in a JSON file
+    # would otherwise reach the recipe as a truthy string or a str where an int belongs.
+    if typing.get_origin(kind) is typing.Union:  # Optional[X]
+        if value is None:
+            return value
+        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise SystemExit(f"{path}: config key {key!r} must be {kind.__name__}, found {value!r}")
 
 
 def _scalar_type(kind):

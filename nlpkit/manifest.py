@@ -39,6 +39,8 @@ def read_manifest(bundle_dir, task=None):
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise BundleError(f"{path}: not valid JSON ({error}).") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path}: expected a JSON object, found {type(manifest).__name__}.")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > BUNDLE_FORMAT_VERSION:
         raise BundleError(

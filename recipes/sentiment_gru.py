@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from nlpkit.config import parse_config
-from nlpkit.data import read_classification
+from nlpkit.data import LabelledText, read_classification
 from nlpkit.data import load as load_dataset
 from nlpkit.samples import sample_path
 
@@ -55,6 +55,15 @@ class Config:
     pretrain_window: int = 5
     embeddings_file: str = dataclasses.field(default="", metadata={"help": "GloVe/word2vec text file"})
     freeze_embeddings: bool = False
+    # Self-training: after the first fit, the model labels sentences of unlabelled text (the
+    # train split of these data sets, labels never read); the confident ones, balanced per
+    # class, join the training data for a second fit. The epoch is still chosen on valid.
+    self_train_datasets: str = dataclasses.field(
+        default="", metadata={"help": "comma-separated data sets whose train text is pseudo-labelled, e.g. imdb"}
+    )
+    self_train_threshold: float = dataclasses.field(default=0.9, metadata={"help": "minimum probability kept"})
+    self_train_max_per_class: int = 60000
+    self_train_epochs: int = 2
     # Model.
     cell: str = dataclasses.field(default="gru", metadata={"help": "gru, lstm or simple_rnn"})
     embedding_dim: int = 128
@@ -134,7 +143,6 @@ def word_vectors(config):
     from the pretraining text; labels of the pretraining data sets are never read.
     """
     import collections
-    import re
 
     from nlpkit.text import TextNormalizer
     from nlpkit.text.embeddings import learn_word_vectors, read_word_vectors
@@ -144,10 +152,7 @@ def word_vectors(config):
     if not config.pretrain_datasets:
         return [], None
     normalizer = TextNormalizer(lowercase=config.lowercase)
-    token_lists = []
-    for name in config.pretrain_datasets.split(","):
-        for row in load_dataset(name.strip(), "train", data_dir=config.data_dir or None):
-            token_lists.append(normalizer.tokenize(re.sub(r"<[^<>]{0,20}>", " ", row.text)))
+    token_lists = [normalizer.tokenize(text) for text in unlabelled_texts(config.pretrain_datasets, config.data_dir or None)]
     counts = collections.Counter(token for tokens in token_lists for token in tokens)
     words = sorted(
         (word for word, count in counts.items() if count >= config.pretrain_min_frequency),
@@ -157,6 +162,50 @@ def word_vectors(config):
           f"{sum(map(len, token_lists))} tokens of {config.pretrain_datasets}")
     vectors = learn_word_vectors(token_lists, words, dim=config.embedding_dim, window=config.pretrain_window)
     return words, vectors
+
+
+def unlabelled_texts(dataset_names, data_dir=None):
+    """Texts of the train splits of ``dataset_names`` with markup (``<br />``) removed."""
+    import re
+
+    texts = []
+    for name in dataset_names.split(","):
+        for row in load_dataset(name.strip(), "train", data_dir=data_dir):
+            texts.append(re.sub(r"<[^<>]{0,20}>", " \n ", row.text))
+    return texts
+
+
+def split_sentences(text, min_words=4, max_words=50):
+    """Sentences of a review-style text: split at line breaks and after . ! ? (kept if sized)."""
+    import re
+
+    pieces = re.split(r"\n|(?<=[.!?])\s+", text)
+    return [piece.strip() for piece in pieces if min_words <= len(piece.split()) <= max_words]
+
+
+def pseudo_label(model, tokenizer, texts, threshold, max_per_class, seed, batch_size=256):
+    """Labels ``texts`` with ``model``; keeps those above ``threshold``, balanced per class.
+
+    Returns ``(texts, label_ids)`` with the same number of texts for every class (the
+    smallest class count, capped at ``max_per_class``), so the pseudo-labelled data does not
+    shift the class prior the model learned from the labelled data.
+    """
+    import numpy as np
+
+    from nlpkit.data import classification_dataset
+
+    batches = classification_dataset(texts, [0] * len(texts), tokenizer, batch_size=batch_size, num_buckets=1)
+    scores = model.predict(batches.map(lambda ids, label: ids), verbose=0)
+    confidence, predicted = scores.max(axis=1), scores.argmax(axis=1)
+    rng = np.random.default_rng(seed)
+    per_class = [np.flatnonzero((predicted == c) & (confidence > threshold)) for c in range(scores.shape[1])]
+    keep = min(min(len(indices) for indices in per_class), max_per_class)
+    chosen, labels = [], []
+    for class_id, indices in enumerate(per_class):
+        picked = rng.choice(indices, keep, replace=False) if keep else []
+        chosen.extend(texts[i] for i in picked)
+        labels.extend([class_id] * keep)
+    return chosen, labels
 
 
 def build_model(config, vocabulary_size, num_classes):
@@ -250,12 +299,48 @@ def train(config):
         dataset(splits["train"], shuffle=True),
         validation_data=dataset(valid_rows, shuffle=False),
         epochs=config.epochs,
+        shuffle=False,  # the tf.data pipeline shuffles; Keras cannot shuffle a dataset
         callbacks=standard_callbacks(work_dir, monitor="val_accuracy", mode="max", patience=config.patience),
         verbose=2 if not sys.stdout.isatty() else 1,
     )
+    epochs_run = len(history.history["loss"])
+    metrics = {}
+    if config.self_train_datasets:
+        best_before = max(history.history["val_accuracy"])
+        weights_before = model.get_weights()
+        sentences = [
+            sentence
+            for text in unlabelled_texts(config.self_train_datasets, config.data_dir or None)
+            for sentence in split_sentences(text)
+        ]
+        pseudo_texts, pseudo_labels = pseudo_label(
+            model, graph_tokenizer, sentences, config.self_train_threshold, config.self_train_max_per_class, config.seed
+        )
+        print(f"self-training: {len(pseudo_texts)} of {len(sentences)} unlabelled sentences pseudo-labelled "
+              f"above {config.self_train_threshold}")
+        combined = splits["train"] + [LabelledText(text, raw_labels[label]) for text, label in zip(pseudo_texts, pseudo_labels)]
+        second = model.fit(
+            dataset(combined, shuffle=True),
+            validation_data=dataset(valid_rows, shuffle=False),
+            epochs=config.self_train_epochs,
+            shuffle=False,
+            callbacks=standard_callbacks(work_dir / "self_training", monitor="val_accuracy", mode="max",
+                                         patience=config.patience),
+            verbose=2 if not sys.stdout.isatty() else 1,
+        )
+        epochs_run += len(second.history["loss"])
+        best_after = max(second.history["val_accuracy"])
+        if best_after <= best_before:
+            model.set_weights(weights_before)  # the labelled-only model was better on valid
+        metrics["self_training"] = {
+            "unlabelled_sentences": len(sentences),
+            "pseudo_labelled": len(pseudo_texts),
+            "valid_accuracy_before": round(float(best_before), 4),
+            "valid_accuracy_after": round(float(best_after), 4),
+            "kept": "self-trained" if best_after > best_before else "labelled-only",
+        }
     training_seconds = time.perf_counter() - started
-
-    metrics = {"training_seconds": round(training_seconds, 1), "epochs_run": len(history.history["loss"])}
+    metrics.update({"training_seconds": round(training_seconds, 1), "epochs_run": epochs_run})
     for split in ("valid", "test"):
         if splits[split]:
             report = evaluate(model, twin, splits[split], raw_labels, label_names)

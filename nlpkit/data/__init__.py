@@ -1,5 +1,7 @@
 """Data layer: file readers, the dataset registry and (with TensorFlow) input pipelines."""
 
+from nlpkit.lazy import lazy_attributes
+
 from nlpkit.data.datasets import (
     DatasetSpec,
     SplitSpec,
@@ -30,12 +32,4 @@ _LAZY = {
     "bucket_boundaries": "nlpkit.data.pipelines",
 }
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(globals(), _LAZY)

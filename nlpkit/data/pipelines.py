@@ -9,7 +9,7 @@ def bucket_boundaries(lengths, num_buckets=8):
 
     Example:
         >>> bucket_boundaries([3, 5, 8, 13, 21, 34], num_buckets=3)
-        [6, 18]
+        [8, 17]
     """
     lengths = np.asarray(list(lengths))
     if lengths.size == 0:
@@ -82,8 +82,10 @@ def classification_dataset(
 
 
 def _pad_to_one(ragged_ids):
-    # Batched tokenization yields a ragged batch; densify with right padding (id 0).
-    return ragged_ids.to_tensor(default_value=0)
+    # Batched tokenization yields a ragged batch; densify with right padding (id 0) plus one
+    # extra padding column. Without it a chunk of only empty texts is zero columns wide:
+    # unbatching that crashes TensorFlow (segfault) and leaves _strip_padding nothing to keep.
+    return tf.pad(ragged_ids.to_tensor(default_value=0), [[0, 0], [0, 1]])
 
 
 def _strip_padding(ids):

@@ -139,6 +139,12 @@ def _swap_into_place(staging, output_dir):
         previous = output_dir.parent / f".{output_dir.name}.previous-{os.getpid()}"
         shutil.rmtree(previous, ignore_errors=True)
         os.replace(output_dir, previous)
-    os.replace(staging, output_dir)
+    try:
+        os.replace(staging, output_dir)
+    except BaseException:
+        # The old bundle must stay where callers look for it when the new one cannot land.
+        if previous is not None:
+            os.replace(previous, output_dir)
+        raise
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)

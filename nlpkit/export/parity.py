@@ -21,7 +21,7 @@ def classifier_parity(bundle_dir, texts, batch_size=64):
 
     Returns:
         dict with ``num_texts``, ``max_abs_diff`` and ``label_agreement`` per form (relative to
-        Keras), ``repeat_identical`` per TFLite file, and ``graph_ids_match_twin``.
+        Keras), and ``repeat_identical`` per TFLite file.
 
     Example:
         >>> report = classifier_parity("saved_models/sentiment", test_sentences)
@@ -35,17 +35,19 @@ def classifier_parity(bundle_dir, texts, batch_size=64):
     ids = [tokenizer.encode(text) or [0] for text in texts]
 
     model = load_keras_model(bundle_file(bundle_dir, manifest, "keras"))
-    keras_scores = np.concatenate(
-        [model.predict_on_batch(_pad(ids[i : i + batch_size])) for i in range(0, len(ids), batch_size)]
+    keras_scores = _stack(
+        [model.predict_on_batch(_pad(ids[i : i + batch_size])) for i in range(0, len(ids), batch_size)],
+        len(manifest["labels"]),
     )
 
     serving = tf.saved_model.load(str(bundle_file(bundle_dir, manifest, "saved_model")))
     serve = serving.signatures["serving_default"]
-    saved_scores = np.concatenate(
+    saved_scores = _stack(
         [
             serve(text=tf.constant(texts[i : i + batch_size], tf.string))["scores"].numpy()
             for i in range(0, len(texts), batch_size)
-        ]
+        ],
+        len(manifest["labels"]),
     )
     scores = {"saved_model": saved_scores}
     repeat_identical = {}
@@ -78,6 +80,11 @@ def classifier_parity(bundle_dir, texts, batch_size=64):
         },
         "repeat_identical": repeat_identical,
     }
+
+
+def _stack(chunks, num_labels):
+    # No texts means no chunks; np.concatenate refuses an empty list.
+    return np.concatenate(chunks) if chunks else np.zeros((0, num_labels), np.float32)
 
 
 def _pad(sequences):

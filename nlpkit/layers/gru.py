@@ -17,12 +17,10 @@ class GRU(RecurrentLayer):
     Args:
         units: int, size of the hidden state.
         reset_after: bool, default True. Apply the reset gate after the recurrent matmul.
-        activation / recurrent_activation: default "tanh" / "sigmoid".
-        use_bias: bool, default True.
-        kernel_initializer / recurrent_initializer / bias_initializer: default
-            "glorot_uniform" / "orthogonal" / "zeros".
+        recurrent_activation: default "sigmoid". Gate activation.
         **kwargs: see `nlpkit.layers.recurrent.RecurrentLayer` (return_sequences,
-            return_state, go_backwards, dropout, recurrent_dropout, ...).
+            return_state, go_backwards, dropout, recurrent_dropout, activation, use_bias,
+            initializers, ...).
 
     Example:
         >>> inputs = keras.Input((None,), dtype="int32")
@@ -32,42 +30,14 @@ class GRU(RecurrentLayer):
         (None, 64)
     """
 
-    def __init__(
-        self,
-        units,
-        reset_after=True,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
+    def __init__(self, units, reset_after=True, recurrent_activation="sigmoid", **kwargs):
         super().__init__(units, **kwargs)
         self.reset_after = reset_after
-        self.activation = keras.activations.get(activation)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
 
     def build(self, input_shape):
-        input_dim = input_shape[-1]
-        self.kernel = self.add_weight(
-            shape=(input_dim, 3 * self.units), initializer=self.kernel_initializer, name="kernel"
-        )
-        self.recurrent_kernel = self.add_weight(
-            shape=(self.units, 3 * self.units),
-            initializer=self.recurrent_initializer,
-            name="recurrent_kernel",
-        )
-        self.bias = None
-        if self.use_bias:
-            shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
-            self.bias = self.add_weight(shape=shape, initializer=self.bias_initializer, name="bias")
-        self.built = True
+        bias_shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+        self.add_recurrent_weights(input_shape[-1], gates=3, bias_shape=bias_shape)
 
     def project_inputs(self, inputs):
         projected = ops.matmul(inputs, self.kernel)
@@ -109,12 +79,7 @@ class GRU(RecurrentLayer):
         config.update(
             {
                 "reset_after": self.reset_after,
-                "activation": keras.activations.serialize(self.activation),
                 "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             }
         )
         return config

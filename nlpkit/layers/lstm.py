@@ -14,12 +14,10 @@ class LSTM(RecurrentLayer):
 
     Args:
         units: int, size of the hidden and cell states.
-        activation / recurrent_activation: default "tanh" / "sigmoid".
-        use_bias: bool, default True.
+        recurrent_activation: default "sigmoid". Gate activation.
         unit_forget_bias: bool, default True. Initialise the forget-gate bias to 1.
-        kernel_initializer / recurrent_initializer / bias_initializer: default
-            "glorot_uniform" / "orthogonal" / "zeros".
-        **kwargs: see `nlpkit.layers.recurrent.RecurrentLayer`.
+        **kwargs: see `nlpkit.layers.recurrent.RecurrentLayer` (activation, use_bias,
+            initializers, dropout, ...).
 
     Example:
         >>> layer = nlpkit.layers.LSTM(32, return_state=True)
@@ -28,57 +26,31 @@ class LSTM(RecurrentLayer):
         (2, 32)
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        unit_forget_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
+    def __init__(self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)
-        self.activation = keras.activations.get(activation)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
-        self.use_bias = use_bias
         self.unit_forget_bias = unit_forget_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
 
     @property
     def state_size(self):
         return [self.units, self.units]
 
     def build(self, input_shape):
-        input_dim = input_shape[-1]
         units = self.units
-        self.kernel = self.add_weight(
-            shape=(input_dim, 4 * units), initializer=self.kernel_initializer, name="kernel"
-        )
-        self.recurrent_kernel = self.add_weight(
-            shape=(units, 4 * units), initializer=self.recurrent_initializer, name="recurrent_kernel"
-        )
-        self.bias = None
-        if self.use_bias:
-            initializer = self.bias_initializer
-            if self.unit_forget_bias:
-                base = self.bias_initializer
+        initializer = None
+        if self.unit_forget_bias:
+            base = self.bias_initializer
 
-                def initializer(shape, dtype=None):
-                    return ops.concatenate(
-                        [
-                            base((units,), dtype=dtype),
-                            ops.ones((units,), dtype=dtype),
-                            base((2 * units,), dtype=dtype),
-                        ]
-                    )
+            def initializer(shape, dtype=None):
+                return ops.concatenate(
+                    [
+                        base((units,), dtype=dtype),
+                        ops.ones((units,), dtype=dtype),
+                        base((2 * units,), dtype=dtype),
+                    ]
+                )
 
-            self.bias = self.add_weight(shape=(4 * units,), initializer=initializer, name="bias")
-        self.built = True
+        self.add_recurrent_weights(input_shape[-1], gates=4, bias_initializer=initializer)
 
     def project_inputs(self, inputs):
         projected = ops.matmul(inputs, self.kernel)
@@ -107,13 +79,8 @@ class LSTM(RecurrentLayer):
         config = super().get_config()
         config.update(
             {
-                "activation": keras.activations.serialize(self.activation),
                 "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
-                "use_bias": self.use_bias,
                 "unit_forget_bias": self.unit_forget_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             }
         )
         return config

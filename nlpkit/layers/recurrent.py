@@ -110,6 +110,10 @@ class RecurrentLayer(keras.layers.Layer):
         zero_output_for_mask: bool, default False. Masked steps output zeros (set by
             ``keras.layers.Bidirectional`` when it returns sequences).
         seed: optional int for the dropout masks.
+        activation: default "tanh". Candidate/output activation.
+        use_bias: bool, default True.
+        kernel_initializer / recurrent_initializer / bias_initializer: default
+            "glorot_uniform" / "orthogonal" / "zeros".
 
     Example:
         >>> layer = nlpkit.layers.GRU(16, return_sequences=True)
@@ -127,6 +131,11 @@ class RecurrentLayer(keras.layers.Layer):
         recurrent_dropout=0.0,
         zero_output_for_mask=False,
         seed=None,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -143,6 +152,11 @@ class RecurrentLayer(keras.layers.Layer):
         self.recurrent_dropout = float(recurrent_dropout)
         self.zero_output_for_mask = zero_output_for_mask
         self.seed = seed
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
         self.stateful = False
         self.supports_masking = True
         self.input_spec = keras.InputSpec(ndim=3)
@@ -152,6 +166,28 @@ class RecurrentLayer(keras.layers.Layer):
     @property
     def state_size(self):
         return [self.units]
+
+    def add_recurrent_weights(self, input_dim, gates, bias_shape=None, bias_initializer=None):
+        """Creates ``kernel``, ``recurrent_kernel`` and (if ``use_bias``) ``bias``.
+
+        Shapes follow Keras: ``(input_dim, gates * units)``, ``(units, gates * units)`` and
+        ``bias_shape`` (default ``(gates * units,)``).
+        """
+        width = gates * self.units
+        self.kernel = self.add_weight(
+            shape=(input_dim, width), initializer=self.kernel_initializer, name="kernel"
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, width), initializer=self.recurrent_initializer, name="recurrent_kernel"
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=bias_shape or (width,),
+                initializer=bias_initializer or self.bias_initializer,
+                name="bias",
+            )
+        self.built = True
 
     def project_inputs(self, inputs):
         raise NotImplementedError
@@ -223,6 +259,11 @@ class RecurrentLayer(keras.layers.Layer):
                 "recurrent_dropout": self.recurrent_dropout,
                 "zero_output_for_mask": self.zero_output_for_mask,
                 "seed": self.seed,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             }
         )
         return config

@@ -5,8 +5,7 @@ the graph tokenizers (``WordTokenizer``, ``CharTokenizer``, ``load_graph_tokeniz
 attribute access (PEP 562), so ``nlpkit.lite`` can use the twins on a device without TensorFlow.
 """
 
-import importlib
-
+from nlpkit.lazy import lazy_attributes
 from nlpkit.text.normalization import TextNormalizer, build_table
 from nlpkit.text.python_tokenizers import (
     PythonCharTokenizer,
@@ -34,12 +33,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(globals(), _LAZY)
 
 
 def __dir__():

@@ -1,0 +1,110 @@
+"""Shared fixtures: one tiny sentiment bundle, trained once per test session.
+
+Training is the slow part of the export, lite, serving, CLI and recipe tests, so the recipe
+runs once on the embedded sample with tiny settings and every test reads (or copies) the
+resulting bundle. Tests that change a bundle must work on ``bundle_copy``, never on the
+shared one.
+"""
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# TensorFlow reads this when it is first imported; it keeps C++ info logs out of test output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Small enough to train in a few seconds on 2 cores, large enough (lr 0.01, 3 epochs) that
+# the model is confident on most sample sentences, so label comparisons between the exported
+# forms are not decided by rounding noise around 0.5.
+TINY_RECIPE_FLAGS = (
+    "--epochs", "3",
+    "--units", "16",
+    "--embedding-dim", "16",
+    "--batch-size", "16",
+    "--learning-rate", "0.01",
+    "--parity-texts", "60",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedBundle:
+    """The result of running the sentiment recipe once for the session.
+
+    Args:
+        path: Path of the bundle directory.
+        exit_code: what ``recipes.sentiment_gru.main`` returned.
+        argv: list of str, the flags the recipe ran with.
+
+    Example:
+        >>> def test_labels(trained_sentiment):
+        ...     assert trained_sentiment.exit_code == 0
+    """
+
+    path: Path
+    exit_code: int
+    argv: list
+
+
+@pytest.fixture(scope="session")
+def trained_sentiment(tmp_path_factory):
+    """Trains the sentiment recipe once (embedded sample data, tiny model)."""
+    from recipes import sentiment_gru
+
+    output = tmp_path_factory.mktemp("sentiment") / "bundle"
+    argv = [*TINY_RECIPE_FLAGS, "--output-dir", str(output)]
+    exit_code = sentiment_gru.main(argv)
+    return TrainedBundle(path=output, exit_code=exit_code, argv=argv)
+
+
+@pytest.fixture(scope="session")
+def sentiment_bundle(trained_sentiment):
+    """Path of the shared, read-only tiny sentiment bundle."""
+    return trained_sentiment.path
+
+
+@pytest.fixture
+def bundle_copy(sentiment_bundle, tmp_path):
+    """A private copy of the shared bundle, for tests that rewrite or break it."""
+    copy = tmp_path / "bundle"
+    shutil.copytree(sentiment_bundle, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def sample_test_rows():
+    """The labelled rows of the embedded sample test split."""
+    from nlpkit.data import read_classification
+    from nlpkit.samples import sample_path
+
+    return read_classification(sample_path("sentiment_test.tsv"))
+
+
+@pytest.fixture(scope="session")
+def sample_test_texts(sample_test_rows):
+    """The sentences of the embedded sample test split."""
+    return [row.text for row in sample_test_rows]
+
+
+def _snapshot_tree(directory):
+    directory = Path(directory)
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def snapshot_tree():
+    """A function: ``{relative path: bytes}`` of every file under a directory (detects changes)."""
+    return _snapshot_tree
+
+
+@pytest.fixture(scope="session")
+def long_text():
+    """A 10,000-word text, far beyond the tokenizer's ``max_length``."""
+    words = ("a", "gripping", "film", "and", "a", "dull", "script", ",")
+    return " ".join(words[i % len(words)] for i in range(10_000))

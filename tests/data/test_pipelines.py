@@ -1,0 +1,217 @@
+"""classification_dataset with a real graph tokenizer, and bucket_boundaries."""
+
+import collections
+import doctest
+
+import numpy as np
+import pytest
+
+from nlpkit.data import pipelines
+from nlpkit.data.pipelines import bucket_boundaries, classification_dataset
+from nlpkit.text import PythonWordTokenizer, TextNormalizer, Vocabulary, WordTokenizer
+
+WORDS = "the a film plot actor scene score music dull fine great boring long short".split()
+
+
+def make_texts(count, seed=0):
+    """Texts of 0 to 12 words (some empty), some words left out of the vocabulary."""
+    rng = np.random.default_rng(seed)
+    texts = []
+    for index in range(count):
+        length = 0 if index % 17 == 0 else int(rng.integers(1, 13))
+        words = rng.choice(WORDS + ["unseen", "Film!"], size=length)
+        texts.append(" ".join(words))
+    return texts
+
+
+@pytest.fixture(scope="module")
+def twin():
+    normalizer = TextNormalizer()
+    return PythonWordTokenizer(Vocabulary.build([WORDS]), normalizer)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(twin):
+    return WordTokenizer.from_python(twin)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    texts = make_texts(70)
+    # Every (text, label) pair distinct, so a multiset comparison pins each example down.
+    labels = list(range(len(texts)))
+    return texts, labels
+
+
+def examples(dataset):
+    """All ``(ids without right padding, label)`` pairs, in order, checking the padding."""
+    found = []
+    for ids, labels in dataset:
+        ids, labels = ids.numpy(), labels.numpy()
+        assert ids.dtype == np.int32 and ids.ndim == 2 and ids.shape[1] >= 1
+        assert len(ids) == len(labels)
+        for row, label in zip(ids, labels):
+            length = int(np.count_nonzero(row))
+            # Right padding only: every id after the first 0 is 0.
+            assert np.all(row[:length] != 0) and np.all(row[length:] == 0), row
+            found.append((tuple(row[:length].tolist()), int(label)))
+    return found
+
+
+def expected_examples(twin, texts, labels):
+    return [(tuple(twin.encode(text)), label) for text, label in zip(texts, labels)]
+
+
+def batch_sizes(dataset):
+    return [int(labels.shape[0]) for _, labels in dataset]
+
+
+@pytest.mark.parametrize("num_buckets", [1, 4], ids=["no_buckets", "buckets"])
+def test_every_example_once_with_its_label(num_buckets, tokenizer, twin, corpus):
+    texts, labels = corpus
+    dataset = classification_dataset(
+        texts, labels, tokenizer, batch_size=8, num_buckets=num_buckets
+    )
+    expected = collections.Counter(expected_examples(twin, texts, labels))
+    for _ in range(2):
+        assert collections.Counter(examples(dataset)) == expected
+
+
+def test_without_bucketing_order_is_kept_and_batches_are_full(tokenizer, twin, corpus):
+    texts, labels = corpus
+    dataset = classification_dataset(
+        texts, labels, tokenizer, batch_size=16, num_buckets=1, cache=False
+    )
+    assert examples(dataset) == expected_examples(twin, texts, labels)
+    assert batch_sizes(dataset) == [16, 16, 16, 16, 6]
+    # Each batch is padded to its own longest sequence, not to a global length.
+    for ids, _ in dataset:
+        assert np.count_nonzero(ids.numpy(), axis=1).max() == ids.shape[1] or ids.shape[1] == 1
+
+
+def test_buckets_respect_batch_size_and_group_lengths(tokenizer, corpus):
+    texts, labels = corpus
+    lengths = [len(text.split()) for text in texts]
+    edges = bucket_boundaries(lengths, 4)
+    dataset = classification_dataset(texts, labels, tokenizer, batch_size=8, num_buckets=4)
+    sizes = batch_sizes(dataset)
+    assert sum(sizes) == len(texts) and max(sizes) <= 8
+    bounds = [0] + edges + [np.inf]
+    for ids, _ in dataset:
+        row_lengths = np.maximum(np.count_nonzero(ids.numpy(), axis=1), 1)
+        buckets = {int(np.searchsorted(bounds, length, side="right")) for length in row_lengths}
+        assert len(buckets) == 1, (row_lengths, edges)
+
+
+def test_shuffle_changes_order_between_epochs_but_not_content(tokenizer, twin, corpus):
+    texts, labels = corpus
+    dataset = classification_dataset(
+        texts, labels, tokenizer, batch_size=8, shuffle=True, seed=3, num_buckets=1
+    )
+    epochs = [examples(dataset) for _ in range(3)]
+    expected = collections.Counter(expected_examples(twin, texts, labels))
+    for epoch in epochs:
+        assert collections.Counter(epoch) == expected
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]
+    assert epochs[0] != expected_examples(twin, texts, labels)
+
+
+def test_shuffle_with_buckets_keeps_content(tokenizer, twin, corpus):
+    texts, labels = corpus
+    dataset = classification_dataset(
+        texts, labels, tokenizer, batch_size=8, shuffle=True, seed=1, num_buckets=3
+    )
+    first, second = examples(dataset), examples(dataset)
+    assert collections.Counter(first) == collections.Counter(second)
+    assert collections.Counter(first) == collections.Counter(expected_examples(twin, texts, labels))
+    assert first != second
+
+
+def test_empty_text_is_one_padding_position(tokenizer):
+    dataset = classification_dataset(["", "   "], [1, 0], tokenizer, batch_size=2)
+    ((ids, labels),) = list(dataset)
+    assert ids.numpy().tolist() == [[0], [0]]
+    assert labels.numpy().tolist() == [1, 0]
+
+
+def test_tokenization_chunk_of_only_empty_texts(tokenizer):
+    # Texts are tokenized 1024 at a time; a last chunk holding only empty texts once came out
+    # zero columns wide, which crashed TensorFlow's unbatch.
+    texts = ["fine film"] * 1024 + ["", ""]
+    labels = [1] * 1024 + [0, 0]
+    dataset = classification_dataset(texts, labels, tokenizer, batch_size=512, num_buckets=1)
+    *_, (ids, labels) = list(dataset)
+    assert ids.numpy().tolist() == [[0], [0]]
+    assert labels.numpy().tolist() == [0, 0]
+
+
+def test_empty_text_next_to_a_long_one_is_all_padding(tokenizer, twin):
+    texts = ["", "the fine film", "dull"]
+    dataset = classification_dataset(texts, [0, 1, 2], tokenizer, batch_size=4, num_buckets=1)
+    ((ids, labels),) = list(dataset)
+    ids = ids.numpy()
+    assert ids.shape == (3, 3)
+    assert ids.tolist() == [[0, 0, 0], twin.encode("the fine film"), twin.encode("dull") + [0, 0]]
+    assert labels.numpy().tolist() == [0, 1, 2]
+
+
+def test_labels_accept_numpy_and_keep_dtype(tokenizer):
+    labels = np.array([1, 0], np.int64)
+    dataset = classification_dataset(["fine", "dull"], labels, tokenizer, batch_size=2)
+    ((_, labels),) = list(dataset)
+    assert labels.dtype.name == "int32"
+    assert labels.numpy().tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("label_count", [2, 4])
+def test_length_mismatch_names_both_lengths(tokenizer, label_count):
+    with pytest.raises(ValueError, match=f"3 != {label_count}"):
+        classification_dataset(["a", "b", "c"], list(range(label_count)), tokenizer)
+
+
+# ---------------------------------------------------------------- bucket_boundaries
+
+
+def test_bucket_boundaries_split_into_equal_groups():
+    lengths = [3, 5, 8, 13, 21, 34]
+    edges = bucket_boundaries(lengths, num_buckets=3)
+    # tf.data buckets hold lengths in [edge_i, edge_i+1): two examples in each here.
+    groups = collections.Counter(int(np.searchsorted(edges, n, side="right")) for n in lengths)
+    assert sorted(groups.values()) == [2, 2, 2]
+    assert edges == sorted(set(edges))
+
+
+@pytest.mark.parametrize(
+    "lengths,num_buckets,expected",
+    [
+        ([], 4, []),
+        ([5] * 10, 4, [6]),  # equal quantiles collapse into one edge
+        (list(range(1, 101)), 4, [27, 52, 77]),
+        (list(range(1, 101)), 1, []),
+        ([1, 1, 1, 1], 3, [2]),
+    ],
+)
+def test_bucket_boundaries_cases(lengths, num_buckets, expected):
+    assert bucket_boundaries(lengths, num_buckets) == expected
+
+
+def test_bucket_boundaries_are_increasing_and_above_one():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        lengths = rng.integers(0, 60, size=int(rng.integers(1, 200)))
+        edges = bucket_boundaries(lengths.tolist(), int(rng.integers(1, 10)))
+        assert edges == sorted(set(edges)) and all(edge > 1 for edge in edges)
+        # Every edge lies just above some quantile, so never beyond the longest length + 2.
+        assert all(edge <= lengths.max() + 2 for edge in edges)
+
+
+def test_bucket_boundaries_accepts_generators():
+    assert bucket_boundaries((n for n in [2, 4, 6, 8]), 2) == bucket_boundaries([2, 4, 6, 8], 2)
+
+
+def test_bucket_boundaries_docstring():
+    finder = doctest.DocTestFinder()
+    globs = {"bucket_boundaries": bucket_boundaries}
+    (test,) = finder.find(bucket_boundaries, "bucket_boundaries", globs=globs)
+    assert doctest.DocTestRunner().run(test).failed == 0
+    assert pipelines.bucket_boundaries is bucket_boundaries

@@ -1,0 +1,295 @@
+"""Tests for the ``nlpkit`` command (nlpkit.cli) on the session's tiny sentiment bundle.
+
+Commands run in-process through ``main([...])`` where possible; the stdin cases run
+``python -m nlpkit.cli`` in a subprocess so that real bytes arrive on stdin.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nlpkit import cli
+from nlpkit.export import audit_ops
+from nlpkit.lite import TextClassifierPredictor
+from nlpkit.manifest import read_manifest
+from nlpkit.samples import sample_path
+
+LABELS = {"negative", "positive"}
+
+
+def run_cli_subprocess(*args, stdin=b""):
+    return subprocess.run(
+        [sys.executable, "-m", "nlpkit.cli", *map(str, args)],
+        input=stdin, capture_output=True, timeout=180,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONIOENCODING": "utf-8"},
+    )
+
+
+def parse_plain(output):
+    """``[(label, score, preview)]`` of the tab-separated lines `nlpkit predict` prints."""
+    rows = []
+    for line in output.splitlines():
+        label, score, preview = line.split("\t")
+        rows.append((label, float(score), preview))
+    return rows
+
+
+def assert_clean_error(result_code, err, *fragments, command):
+    assert result_code == 2
+    assert err.startswith(f"nlpkit {command}: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
+# ---------------------------------------------------------------------------------------------
+# predict
+# ---------------------------------------------------------------------------------------------
+
+
+def test_predict_texts_given_as_arguments(sentiment_bundle, capsys):
+    texts = ["A gripping, beautifully acted film.", "A dull and tedious mess."]
+    assert cli.main(["predict", str(sentiment_bundle), *texts]) == 0
+    rows = parse_plain(capsys.readouterr().out)
+    assert [preview for _, _, preview in rows] == texts
+    expected = TextClassifierPredictor(sentiment_bundle).predict(texts)
+    for (label, score, _), prediction in zip(rows, expected):
+        assert label == prediction.label
+        assert score == pytest.approx(prediction.scores[label], abs=1e-4)
+        assert 0.5 <= score <= 1.0
+
+
+@pytest.mark.parametrize("form", ["tflite", "keras", "saved_model"])
+def test_predict_json_in_every_format(sentiment_bundle, capsys, form):
+    texts = ["what a joy", "", "Ein großartiger Film! 🎬"]
+    assert cli.main(["predict", str(sentiment_bundle), "--format", form, "--json", *texts]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [record["text"] for record in records] == texts
+    for record in records:
+        assert record["label"] in LABELS
+        assert set(record["scores"]) == LABELS
+        assert sum(record["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_formats_agree(sentiment_bundle, capsys, sample_test_texts):
+    labels = {}
+    for form in ("tflite", "keras", "saved_model"):
+        assert cli.main(["predict", str(sentiment_bundle), "--format", form, *sample_test_texts[:20]]) == 0
+        labels[form] = [label for label, _, _ in parse_plain(capsys.readouterr().out)]
+    assert labels["tflite"] == labels["keras"] == labels["saved_model"]
+    assert len(labels["tflite"]) == 20
+
+
+def test_predict_options_and_texts_in_any_order(sentiment_bundle, capsys):
+    bundle = str(sentiment_bundle)
+    assert cli.main(["predict", bundle, "first", "--json", "second", "--int8", "third"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [record["text"] for record in records] == ["first", "second", "third"]
+
+
+def test_predict_rejects_an_unknown_option(sentiment_bundle, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["predict", str(sentiment_bundle), "text", "--jsn"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --jsn" in capsys.readouterr().err
+
+
+def test_predict_int8(sentiment_bundle, capsys):
+    assert cli.main(["predict", str(sentiment_bundle), "--int8", "--json", "a fine film"]) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = TextClassifierPredictor(sentiment_bundle, precision="int8").predict("a fine film")[0]
+    assert record["scores"] == pytest.approx(expected.scores, abs=1e-6)
+
+
+def test_predict_empty_text(sentiment_bundle, capsys):
+    assert cli.main(["predict", str(sentiment_bundle), ""]) == 0
+    ((label, score, preview),) = parse_plain(capsys.readouterr().out)
+    assert label in LABELS and preview == ""
+
+
+def test_predict_ten_thousand_words_shows_a_short_preview(sentiment_bundle, capsys, long_text):
+    assert cli.main(["predict", str(sentiment_bundle), long_text]) == 0
+    ((label, _, preview),) = parse_plain(capsys.readouterr().out)
+    assert label in LABELS
+    assert len(preview) == 100 and preview.endswith("…")
+    assert long_text.startswith(preview[:-1])
+
+
+def test_predict_stdin_lines_with_invalid_utf8(sentiment_bundle):
+    stdin = b"a gripping film\n\xff\xfe broken bytes \xc3\n\nwindows line\r\nlast line without newline"
+    result = run_cli_subprocess("predict", sentiment_bundle, "--json", stdin=stdin)
+    assert result.returncode == 0, result.stderr.decode()
+    records = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+    assert [record["text"] for record in records] == [
+        "a gripping film",
+        "\ufffd\ufffd broken bytes \ufffd",
+        "",
+        "windows line",
+        "last line without newline",
+    ]
+    assert all(record["label"] in LABELS for record in records)
+
+
+def test_predict_dash_reads_stdin(sentiment_bundle):
+    result = run_cli_subprocess("predict", sentiment_bundle, "-", stdin=b"a joy\na chore\n")
+    assert result.returncode == 0, result.stderr.decode()
+    rows = parse_plain(result.stdout.decode("utf-8"))
+    assert [preview for _, _, preview in rows] == ["a joy", "a chore"]
+
+
+def test_predict_on_a_directory_that_is_not_a_bundle(tmp_path, capsys):
+    assert_clean_error(
+        cli.main(["predict", str(tmp_path), "some text"]), capsys.readouterr().err,
+        str(tmp_path), "no nlpkit.json", command="predict",
+    )
+
+
+def test_predict_on_a_missing_directory(tmp_path, capsys):
+    missing = tmp_path / "missing"
+    assert_clean_error(
+        cli.main(["predict", str(missing), "some text"]), capsys.readouterr().err,
+        str(missing), "not a directory", command="predict",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------
+
+
+def test_evaluate_on_the_sample_test_file(sentiment_bundle, capsys):
+    data = sample_path("sentiment_test.tsv")
+    assert cli.main(["evaluate", str(sentiment_bundle), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "(60 examples)" in out
+
+
+@pytest.mark.parametrize("form", ["tflite", "saved_model"])
+def test_evaluate_json_matches_the_recipe_report(sentiment_bundle, capsys, form):
+    data = sample_path("sentiment_test.tsv")
+    assert cli.main(["evaluate", str(sentiment_bundle), "--data", str(data), "--json", "--format", form]) == 0
+    report = json.loads(capsys.readouterr().out)
+    recipe_report = read_manifest(sentiment_bundle)["metrics"]["test"]
+    assert report["num_examples"] == 60
+    assert report["accuracy"] == pytest.approx(recipe_report["accuracy"])
+    assert report["confusion_matrix"] == recipe_report["confusion_matrix"]
+
+
+def test_evaluate_accepts_display_labels(sentiment_bundle, tmp_path, capsys):
+    data = tmp_path / "named.tsv"
+    data.write_text("sentence\tlabel\na joy\tpositive\na chore\tnegative\n")
+    assert cli.main(["evaluate", str(sentiment_bundle), "--data", str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 2
+
+
+@pytest.mark.parametrize("bad_row", ["a row without a label column", "a row with an empty label\t"])
+def test_evaluate_on_a_row_missing_its_label(sentiment_bundle, tmp_path, capsys, bad_row):
+    data = tmp_path / "broken.tsv"
+    data.write_text(f"sentence\tlabel\na joy\t1\n{bad_row}\na chore\t0\n")
+    assert_clean_error(
+        cli.main(["evaluate", str(sentiment_bundle), "--data", str(data)]), capsys.readouterr().err,
+        f"{data}:3", command="evaluate",
+    )
+
+
+def test_evaluate_with_labels_the_bundle_does_not_know(sentiment_bundle, tmp_path, capsys):
+    data = tmp_path / "other.tsv"
+    data.write_text("sentence\tlabel\na joy\tneutral\n")
+    assert_clean_error(
+        cli.main(["evaluate", str(sentiment_bundle), "--data", str(data)]), capsys.readouterr().err,
+        "'neutral'", command="evaluate",
+    )
+
+
+def test_evaluate_a_missing_data_file(sentiment_bundle, tmp_path, capsys):
+    missing = tmp_path / "missing.tsv"
+    assert_clean_error(
+        cli.main(["evaluate", str(sentiment_bundle), "--data", str(missing)]), capsys.readouterr().err,
+        "missing.tsv", command="evaluate",
+    )
+
+
+def test_evaluate_needs_a_data_source(sentiment_bundle, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["evaluate", str(sentiment_bundle)])
+    assert exit_info.value.code == 2
+    assert "--data" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------------------------
+
+
+def test_export_rewrites_the_bundle_in_place(bundle_copy, capsys, sample_test_texts):
+    before_manifest = read_manifest(bundle_copy)
+    before = [p.scores for p in TextClassifierPredictor(bundle_copy).predict(sample_test_texts[:10])]
+
+    assert cli.main(["export", str(bundle_copy)]) == 0
+    assert "re-exported" in capsys.readouterr().out
+
+    manifest = read_manifest(bundle_copy, task="text_classification")
+    for key in ("metrics", "config", "raw_labels", "labels", "tokenizer", "files"):
+        assert manifest[key] == before_manifest[key], key
+    for file_name in ("model.tflite", "model.int8.tflite"):
+        audit = audit_ops(bundle_copy / file_name)
+        assert audit.builtin_only and "WHILE" in audit.builtin, audit
+        assert manifest["tflite_ops"][file_name] == list(audit.builtin)
+    after = [p.scores for p in TextClassifierPredictor(bundle_copy).predict(sample_test_texts[:10])]
+    for old, new in zip(before, after):
+        assert new == pytest.approx(old, abs=1e-6)
+    assert sorted(path.name for path in bundle_copy.parent.iterdir()) == ["bundle"]
+
+
+def test_export_int8_flag():
+    parser = cli.build_parser()
+    assert parser.parse_args(["export", "b"]).int8 is True
+    assert parser.parse_args(["export", "b", "--no-int8"]).int8 is False
+
+
+def test_export_of_a_non_bundle(tmp_path, capsys):
+    assert_clean_error(
+        cli.main(["export", str(tmp_path)]), capsys.readouterr().err, "no nlpkit.json", command="export"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+
+
+def test_recipes_are_found_through_entry_points():
+    assert "sentiment" in cli.recipes()
+
+
+@pytest.mark.parametrize("argv", [["train"], ["train", "--help"], ["train", "-h"]])
+def test_train_without_a_task_lists_the_tasks(capsys, argv):
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "tasks: sentiment" in out
+    assert "nlpkit train TASK --help" in out
+
+
+def test_train_task_help_shows_the_recipe_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "sentiment", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "nlpkit train sentiment" in out
+    for flag in ("--epochs", "--cell", "--no-bidirectional", "--config"):
+        assert flag in out
+
+
+def test_train_an_unknown_task(capsys):
+    assert_clean_error(
+        cli.main(["train", "poetry"]), capsys.readouterr().err, "'poetry'", "sentiment", command="train"
+    )
+
+
+def test_a_command_is_required(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([])
+    assert exit_info.value.code == 2
