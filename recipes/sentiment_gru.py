@@ -228,9 +228,9 @@ def build_model(config, vocabulary_size, num_classes):
         embedding_dropout=config.embedding_dropout,
         recurrent_dropout=config.recurrent_dropout,
         hidden_dim=config.hidden_dim,
+        trainable_embeddings=not config.freeze_embeddings,
     )
     model(np.zeros((1, 1), "int32"))  # create the weights (BackupAndRestore needs them)
-    model.embedding.trainable = not config.freeze_embeddings
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),

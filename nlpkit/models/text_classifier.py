@@ -29,6 +29,8 @@ class TextClassifier(keras.Model):
         embedding_dropout: float, default 0.1. Drops whole word vectors during training.
         recurrent_dropout: float, default 0.0. Variational dropout inside the recurrence.
         hidden_dim: int, default 0. Size of a ReLU layer before the output (0 = none).
+        trainable_embeddings: bool, default True. False keeps the embedding table fixed
+            (e.g. pretrained vectors shared with words never seen in the labelled data).
 
     Example:
         >>> model = TextClassifier(vocabulary_size=5000, num_classes=2)
@@ -52,6 +54,7 @@ class TextClassifier(keras.Model):
         embedding_dropout=0.1,
         recurrent_dropout=0.0,
         hidden_dim=0,
+        trainable_embeddings=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -73,9 +76,10 @@ class TextClassifier(keras.Model):
         self.embedding_dropout = embedding_dropout
         self.recurrent_dropout = recurrent_dropout
         self.hidden_dim = hidden_dim
+        self.trainable_embeddings = trainable_embeddings
 
         self.embedding = keras.layers.Embedding(
-            vocabulary_size, embedding_dim, mask_zero=True, name="embedding"
+            vocabulary_size, embedding_dim, mask_zero=True, trainable=trainable_embeddings, name="embedding"
         )
         self.word_dropout = keras.layers.Dropout(
             embedding_dropout, noise_shape=(None, None, 1), name="word_dropout"
@@ -175,6 +179,7 @@ class TextClassifier(keras.Model):
                 "embedding_dropout": self.embedding_dropout,
                 "recurrent_dropout": self.recurrent_dropout,
                 "hidden_dim": self.hidden_dim,
+                "trainable_embeddings": self.trainable_embeddings,
             }
         )
         return config
