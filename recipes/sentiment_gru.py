@@ -14,6 +14,7 @@ nlpkit.json) lands in ``--output-dir``; ``nlpkit predict`` and
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -366,6 +367,7 @@ def train(config):
 
 
 def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the log
     config = parse_config(Config, argv, prog="nlpkit train sentiment", description=__doc__.splitlines()[0])
     train(config)
     return 0
