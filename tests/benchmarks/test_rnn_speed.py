@@ -1,0 +1,103 @@
+"""Smoke test of benchmarks/rnn_speed.py: the quick run, its JSON, and its argument parsing."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "rnn_speed.py"
+
+
+@pytest.fixture(scope="module")
+def rnn_speed():
+    # benchmarks/ is a folder of scripts, not a package, so the module is loaded by path.
+    spec = importlib.util.spec_from_file_location("rnn_speed_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ROW_KEYS = {
+    "layer", "config", "framework", "api",
+    "train_tokens_per_s", "infer_tokens_per_s", "latency_ms", "latency_tokens_per_s",
+    "train_layer_gflops", "infer_layer_gflops", "train_model_gflops", "infer_model_gflops",
+    "flops_per_token", "timings", "wall_seconds",
+}
+RATIO_KEYS = {"train_vs_torch", "infer_vs_torch", "train_vs_keras", "infer_vs_keras"}
+
+
+@pytest.mark.slow
+def test_quick_run_without_torch_prints_one_json_document(rnn_speed, capsys):
+    torch_was_loaded = "torch" in sys.modules
+
+    exit_code = rnn_speed.main(["--quick", "--frameworks", "nlpkit,keras"])
+
+    result = json.loads(capsys.readouterr().out)
+    assert exit_code == 0
+    assert result["matmul_gflops"]["tensorflow"] > 0
+    assert result["matmul_gflops"]["tensorflow_best"] >= result["matmul_gflops"]["tensorflow"]
+    assert "torch" not in result["matmul_gflops"]
+    assert result["machine"]["cpus"] >= 1
+    assert result["settings"]["frameworks"] == ["nlpkit", "keras"]
+    rows = result["rows"]
+    assert [(row["layer"], row["framework"]) for row in rows] == [
+        (layer, framework) for layer in ("lstm", "gru", "simple_rnn") for framework in ("nlpkit", "keras")
+    ]
+    for row in rows:
+        assert "error" not in row, row
+        assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
+        assert row["train_tokens_per_s"] > 0 and row["infer_tokens_per_s"] > 0 and row["latency_ms"] > 0
+        assert row["timings"]["train_step"]["repeats"] == 2
+    for row in (row for row in rows if row["framework"] == "nlpkit"):
+        assert RATIO_KEYS <= set(row)
+        assert row["train_vs_torch"] is None and row["infer_vs_torch"] is None
+        assert row["train_vs_keras"] > 0 and row["infer_vs_keras"] > 0
+        for precision in ("float32", "int8"):
+            tflite = row["tflite"][precision]
+            assert tflite["latency_ms"]["median_ms"] > 0 and tflite["bytes"] > 0
+            assert tflite["loop_form"] in ("WHILE loop", "fused UNIDIRECTIONAL_SEQUENCE_LSTM", "other")
+        # Dynamic-range quantization stores the weights as int8, so the file shrinks.
+        assert row["tflite"]["int8"]["bytes"] < row["tflite"]["float32"]["bytes"]
+    assert [entry["layer"] for entry in result["summary"]] == ["lstm", "gru", "simple_rnn"]
+    # The torch rows were not asked for, so torch must not even be imported.
+    assert torch_was_loaded or "torch" not in sys.modules
+
+
+def test_configs_parse_as_batch_time_embed_units(rnn_speed):
+    shapes = rnn_speed.parse_configs("32x64x256x512, 1x256x128x256")
+
+    assert [shape.name for shape in shapes] == ["B32-T64-E256-H512", "B1-T256-E128-H256"]
+    assert shapes[0].tokens == 32 * 64 and shapes[0].vocabulary == 1000
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [("32x64x256", "'32x64x256'"), ("32x64x0x512", "'32x64x0x512'"), ("axbxcxd", "'axbxcxd'"),
+     (",", "No configuration in ','")],
+)
+def test_bad_configs_are_named_in_the_error(rnn_speed, text, named):
+    with pytest.raises(ValueError) as error:
+        rnn_speed.parse_configs(text)
+    assert named in str(error.value)
+
+
+def test_unknown_layer_or_framework_is_a_usage_error(rnn_speed, capsys):
+    with pytest.raises(SystemExit):
+        rnn_speed.main(["--layers", "lstm,transformer"])
+    assert "'transformer'" in capsys.readouterr().err
+
+
+def test_flops_count_gates_times_input_and_recurrent_matmuls(rnn_speed):
+    assert rnn_speed.layer_flops_per_token("lstm", 256, 512) == 2 * 4 * 512 * (256 + 512)
+    assert rnn_speed.layer_flops_per_token("gru", 256, 512) == 2 * 3 * 512 * (256 + 512)
+    assert rnn_speed.layer_flops_per_token("simple_rnn", 128, 256) == 2 * 256 * (128 + 256)
+
+
+def test_timing_reports_the_median_of_repeats(rnn_speed):
+    calls = []
+    timing = rnn_speed.time_calls(lambda: calls.append(1), repeats=3, warmup=2, min_seconds=0.0)
+
+    assert len(calls) == 5 and len(timing.seconds) == 3
+    assert set(timing.as_dict()) == {"median_ms", "min_ms", "max_ms", "repeats"}
