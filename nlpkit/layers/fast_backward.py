@@ -130,7 +130,9 @@ def fast_recurrence(
         num_steps = tf.shape(steps)[0]
         state_shape = h0.shape
         h_seq = tf.TensorArray(dtype, size=num_steps, element_shape=state_shape)
-        c_seq = tf.TensorArray(dtype, size=num_steps, element_shape=state_shape) if is_lstm else None
+        c_seq = None
+        if is_lstm:
+            c_seq = tf.TensorArray(dtype, size=num_steps, element_shape=state_shape)
         saves_gates = cell != "simple_rnn"
         gate_seq = tf.TensorArray(dtype, size=num_steps) if saves_gates else None
 
@@ -247,7 +249,12 @@ def _backward(
         from_h = o * (1.0 - tf.square(tanh_c))
         # d(pre-activation) = [dc, dc, dc, dh] * these, gate by gate.
         gate_factors = tf.concat(
-            [g * i * (1.0 - i), c_prev_all * f * (1.0 - f), i * (1.0 - tf.square(g)), tanh_c * o * (1.0 - o)],
+            [
+                g * i * (1.0 - i),
+                c_prev_all * f * (1.0 - f),
+                i * (1.0 - tf.square(g)),
+                tanh_c * o * (1.0 - o),
+            ],
             axis=2,
         )
     elif cell == "simple_rnn":
@@ -266,7 +273,9 @@ def _backward(
             kernel_zr_t = tf.transpose(kernel[:, : 2 * units])
             kernel_h_t = tf.transpose(kernel[:, 2 * units :])
     record_width = units if cell == "gru" else steps.shape[-1]
-    d_steps = tf.TensorArray(steps.dtype, size=num_steps, element_shape=[steps.shape[1], record_width])
+    d_steps = tf.TensorArray(
+        steps.dtype, size=num_steps, element_shape=[steps.shape[1], record_width]
+    )
 
     def cell_backward(t, dh, dc):
         """``(record, dh_prev, dc_prev)`` for one step; masked rows arrive as zeros.
@@ -345,8 +354,12 @@ def _backward(
     elif cell == "gru_reset_before":
         d_kernel = tf.concat(
             [
-                tf.matmul(_flat(h_in_all), _flat(d_steps_all[:, :, : 2 * units]), transpose_a=True),
-                tf.matmul(_flat(r * h_in_all), _flat(d_steps_all[:, :, 2 * units :]), transpose_a=True),
+                tf.matmul(
+                    _flat(h_in_all), _flat(d_steps_all[:, :, : 2 * units]), transpose_a=True
+                ),
+                tf.matmul(
+                    _flat(r * h_in_all), _flat(d_steps_all[:, :, 2 * units :]), transpose_a=True
+                ),
             ],
             axis=1,
         )

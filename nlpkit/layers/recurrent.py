@@ -9,6 +9,10 @@ Every recurrent layer in nlpkit splits its work the same way:
    converter freeze them into constants; stock Keras layers read them inside the
    ``while`` body, which leaves a ``READ_VARIABLE`` op that fails at run time on device;
 3. ``run_recurrence``: a ``tf.while_loop`` over time with right-padded mask handling.
+
+Training (``training=True``) with the default activations runs the same loop through
+`nlpkit.layers.fast_backward`, whose hand-written backward pass replaces autodiff
+through the loop.
 """
 
 import keras
@@ -237,7 +241,10 @@ class RecurrentLayer(keras.layers.Layer):
             zero_output_for_mask=self.zero_output_for_mask,
         )
         # Inference (and TFLite export, which calls with training=False) keeps the plain
-        # loop: it saves nothing for a backward pass and converts to built-in ops.
+        # loop, which converts to built-in ops. Whether a tape is watching cannot be
+        # known in graph mode, so `training` decides; the saving forward measured only
+        # 1-3% slower than the plain one (B=32, T=64, H=512), so a gradient taken with
+        # training=False stays correct through autodiff, just slower.
         fast = self.fast_cell() if training and self.fast_backward else None
         if fast is not None:
             cell, recurrent_kernel, recurrent_bias = fast

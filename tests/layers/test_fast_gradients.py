@@ -200,7 +200,11 @@ def test_one_fit_step_matches_autodiff(cls, options):
 
 @pytest.mark.parametrize(
     "cls,options",
-    [(GRU, {"activation": "relu"}), (LSTM, {"recurrent_activation": "hard_sigmoid"}), (SimpleRNN, {"activation": "relu"})],
+    [
+        (GRU, {"activation": "relu"}),
+        (LSTM, {"recurrent_activation": "hard_sigmoid"}),
+        (SimpleRNN, {"activation": "relu"}),
+    ],
     ids=["gru_relu", "lstm_hard_sigmoid", "simple_rnn_relu"],
 )
 def test_other_activations_fall_back_to_autodiff(cls, options):
