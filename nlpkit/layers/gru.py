@@ -74,6 +74,17 @@ class GRU(RecurrentLayer):
 
         return step
 
+    def fast_cell(self):
+        if (
+            self.activation is not keras.activations.tanh
+            or self.recurrent_activation is not keras.activations.sigmoid
+        ):
+            return None
+        if not self.reset_after:
+            return "gru_reset_before", read_weight(self.recurrent_kernel), None
+        recurrent_bias = read_weight(self.bias[1]) if self.use_bias else None
+        return "gru", read_weight(self.recurrent_kernel), recurrent_bias
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -75,6 +75,14 @@ class LSTM(RecurrentLayer):
 
         return step
 
+    def fast_cell(self):
+        if (
+            self.activation is not keras.activations.tanh
+            or self.recurrent_activation is not keras.activations.sigmoid
+        ):
+            return None
+        return "lstm", read_weight(self.recurrent_kernel), None
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -9,11 +9,17 @@ Every recurrent layer in nlpkit splits its work the same way:
    converter freeze them into constants; stock Keras layers read them inside the
    ``while`` body, which leaves a ``READ_VARIABLE`` op that fails at run time on device;
 3. ``run_recurrence``: a ``tf.while_loop`` over time with right-padded mask handling.
+
+Training (``training=True``) with the default activations runs the same loop through
+`nlpkit.layers.fast_backward`, whose hand-written backward pass replaces autodiff
+through the loop.
 """
 
 import keras
 import tensorflow as tf
 from keras import ops
+
+from nlpkit.layers.fast_backward import fast_recurrence
 
 
 def run_recurrence(
@@ -136,6 +142,7 @@ class RecurrentLayer(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
+        fast_backward=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -157,6 +164,7 @@ class RecurrentLayer(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.fast_backward = bool(fast_backward)
         self.stateful = False
         self.supports_masking = True
         self.input_spec = keras.InputSpec(ndim=3)
@@ -195,6 +203,14 @@ class RecurrentLayer(keras.layers.Layer):
     def make_step(self, recurrent_dropout_mask):
         raise NotImplementedError
 
+    def fast_cell(self):
+        """``(cell_name, recurrent_kernel, recurrent_bias)`` for `fast_recurrence`, or None.
+
+        None means the layer has no hand-written backward pass for its configuration
+        (e.g. a non-default activation) and training uses autodiff through the loop.
+        """
+        return None
+
     def _dropout_mask(self, like, rate):
         ones = ops.ones_like(like)
         return keras.random.dropout(ones, rate, seed=self.seed_generator)
@@ -218,15 +234,33 @@ class RecurrentLayer(keras.layers.Layer):
         recurrent_mask = None
         if training and self.recurrent_dropout > 0:
             recurrent_mask = self._dropout_mask(states[0], self.recurrent_dropout)
-        last, sequence, final_states = run_recurrence(
-            self.make_step(recurrent_mask),
-            projected,
-            states,
+        options = dict(
             mask=mask,
             go_backwards=self.go_backwards,
             return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask,
         )
+        # Inference (and TFLite export, which calls with training=False) keeps the plain
+        # loop, which converts to built-in ops. Whether a tape is watching cannot be
+        # known in graph mode, so `training` decides; the saving forward measured only
+        # 1-3% slower than the plain one (B=32, T=64, H=512), so a gradient taken with
+        # training=False stays correct through autodiff, just slower.
+        fast = self.fast_cell() if training and self.fast_backward else None
+        if fast is not None:
+            cell, recurrent_kernel, recurrent_bias = fast
+            last, sequence, final_states = fast_recurrence(
+                cell,
+                projected,
+                states,
+                recurrent_kernel,
+                recurrent_bias,
+                recurrent_dropout_mask=recurrent_mask,
+                **options,
+            )
+        else:
+            last, sequence, final_states = run_recurrence(
+                self.make_step(recurrent_mask), projected, states, **options
+            )
         output = sequence if self.return_sequences else last
         if self.return_state:
             return [output] + final_states
@@ -264,6 +298,7 @@ class RecurrentLayer(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "fast_backward": self.fast_backward,
             }
         )
         return config

@@ -37,3 +37,8 @@ class SimpleRNN(RecurrentLayer):
             return [activation(x_t + ops.matmul(h_in, recurrent_kernel))]
 
         return step
+
+    def fast_cell(self):
+        if self.activation is not keras.activations.tanh:
+            return None
+        return "simple_rnn", read_weight(self.recurrent_kernel), None
