@@ -31,6 +31,7 @@ RECIPE_FLAGS = [
     "--epochs", "2",
     "--self-train-datasets", "imdb",  # pseudo-labelled IMDB sentences; IMDB labels never read
     "--self-train-epochs", "2",
+    "--self-train-learning-rate", "0.0005",
     "--patience", "2",
     "--parity-texts", "100000",  # parity over every test sentence, not a sample
 ]

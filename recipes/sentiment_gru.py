@@ -65,6 +65,9 @@ class Config:
     self_train_threshold: float = dataclasses.field(default=0.9, metadata={"help": "minimum probability kept"})
     self_train_max_per_class: int = 60000
     self_train_epochs: int = 2
+    self_train_learning_rate: float = dataclasses.field(
+        default=5e-4, metadata={"help": "learning rate of the second fit (fresh Adam state)"}
+    )
     # Model.
     cell: str = dataclasses.field(default="gru", metadata={"help": "gru, lstm or simple_rnn"})
     embedding_dim: int = 128
@@ -209,9 +212,20 @@ def pseudo_label(model, tokenizer, texts, threshold, max_per_class, seed, batch_
     return chosen, labels
 
 
+def compile_model(model, learning_rate):
+    """Compiles ``model`` for ``model.fit`` with a fresh Adam optimizer."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=False,
+    )
+
+
 def build_model(config, vocabulary_size, num_classes):
     """The TextClassifier this recipe trains, compiled for ``model.fit``."""
-    import keras
     import numpy as np
 
     from nlpkit.models import TextClassifier
@@ -232,12 +246,7 @@ def build_model(config, vocabulary_size, num_classes):
         trainable_embeddings=not config.freeze_embeddings,
     )
     model(np.zeros((1, 1), "int32"))  # create the weights (BackupAndRestore needs them)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=False,
-    )
+    compile_model(model, config.learning_rate)
     return model
 
 
@@ -319,6 +328,10 @@ def train(config):
         )
         print(f"self-training: {len(pseudo_texts)} of {len(sentences)} unlabelled sentences pseudo-labelled "
               f"above {config.self_train_threshold}")
+        # A fresh, smaller step for the second fit: at the first fit's rate the model drifted
+        # away from its labelled-data optimum (dev 84.4 -> 82.3-83.9 over two seeds); at 5e-4
+        # it improved on it (84.8 and 85.2). Measured on SST-2 dev only.
+        compile_model(model, config.self_train_learning_rate)
         combined = splits["train"] + [LabelledText(text, raw_labels[label]) for text, label in zip(pseudo_texts, pseudo_labels)]
         second = model.fit(
             dataset(combined, shuffle=True),
