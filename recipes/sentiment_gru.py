@@ -79,6 +79,9 @@ class Config:
     embedding_dropout: float = 0.1
     recurrent_dropout: float = 0.0
     hidden_dim: int = 0
+    ensemble_size: int = dataclasses.field(
+        default=1, metadata={"help": "encoders over one shared embedding whose probabilities are averaged"}
+    )
     # Training.
     epochs: int = 12
     batch_size: int = 32
@@ -244,6 +247,7 @@ def build_model(config, vocabulary_size, num_classes):
         recurrent_dropout=config.recurrent_dropout,
         hidden_dim=config.hidden_dim,
         trainable_embeddings=not config.freeze_embeddings,
+        ensemble_size=config.ensemble_size,
     )
     model(np.zeros((1, 1), "int32"))  # create the weights (BackupAndRestore needs them)
     compile_model(model, config.learning_rate)

@@ -211,6 +211,21 @@ class RecurrentLayer(keras.layers.Layer):
         """
         return None
 
+    def get_initial_state(self, batch_size):
+        """Zero states, one ``(batch_size, size)`` tensor per entry of ``state_size``."""
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
+
+    def step(self, inputs_t, states):
+        """One time step in inference mode: ``(batch, input_dim)`` and states in.
+
+        Returns ``(output_t, new_states)``; running it over a sequence gives the same
+        outputs as calling the layer on the whole sequence (without a mask, forwards).
+        This is the single-step form that streaming export builds on.
+        """
+        projected = self.project_inputs(ops.expand_dims(inputs_t, 1))[:, 0]
+        new_states = self.make_step(None)(projected, list(states))
+        return new_states[0], new_states
+
     def _dropout_mask(self, like, rate):
         ones = ops.ones_like(like)
         return keras.random.dropout(ones, rate, seed=self.seed_generator)

@@ -3,7 +3,7 @@
 import keras
 
 import nlpkit.layers  # noqa: F401  (registers the layers for deserialization)
-from nlpkit.models.text_classifier import TextClassifier
+from nlpkit.models.text_classifier import ClassifierMember, TextClassifier
 
 
 def load_keras_model(path):

@@ -55,6 +55,7 @@ CONFIGS = {
     "two_layers_last": dict(cell="simple_rnn", num_layers=2, pooling="last"),
     "hidden": dict(hidden_dim=5, pooling="mean"),
     "max_unidirectional": dict(pooling="max", bidirectional=False, cell="lstm"),
+    "ensemble": dict(ensemble_size=3),
 }
 
 
@@ -78,13 +79,14 @@ def test_structure_follows_the_arguments():
     model(IDS)
     assert [type(layer).__name__ for layer in model.encoder_layers] == ["LSTM", "LSTM"]
     assert [layer.return_sequences for layer in model.encoder_layers] == [True, False]
-    assert model.pool is None
-    assert model.hidden.units == 7
+    assert model.members[0].pool is None
+    assert model.members[0].hidden.units == 7
+    assert len(model.members) == 1
     bidirectional = small_model(num_layers=2)
     bidirectional(IDS)
     for layer in bidirectional.encoder_layers:
         assert isinstance(layer, keras.layers.Bidirectional)
-    assert bidirectional.pool.mode == "max_mean"
+    assert bidirectional.members[0].pool.mode == "max_mean"
 
 
 def test_training_mode_is_finite_and_stochastic(model):
@@ -105,6 +107,7 @@ def test_training_mode_is_finite_and_stochastic(model):
         (dict(cell="transformer"), "'transformer'"),
         (dict(units=0), "units=0"),
         (dict(recurrent_dropout=1.0), "recurrent_dropout=1.0"),
+        (dict(ensemble_size=0), "ensemble_size=0"),
     ],
 )
 def test_invalid_arguments_name_the_value(overrides, fragment):
@@ -131,8 +134,8 @@ def test_config_round_trip(model):
 
 @pytest.mark.parametrize(
     "overrides",
-    [dict(), dict(cell="lstm", pooling="last", num_layers=2, hidden_dim=3)],
-    ids=["default", "deep"],
+    [dict(), dict(cell="lstm", pooling="last", num_layers=2, hidden_dim=3), dict(ensemble_size=2)],
+    ids=["default", "deep", "ensemble"],
 )
 def test_model_checks_and_load_keras_model(overrides, tmp_path):
     labels = np.array([0, 1, 2, 1])
@@ -254,3 +257,57 @@ def test_fit_learns_a_separable_toy_task():
     scores = model(ids)
     assert float(loss(labels, scores)) < 0.5 * before
     assert np.array_equal(np.argmax(scores, axis=-1), labels)
+
+
+# ---------------------------------------------------------------- ensembles
+
+
+def test_ensemble_predicts_the_mean_of_its_members():
+    model = small_model(ensemble_size=3)
+    scores = np.asarray(model(IDS))
+    embedded = model.embedding(IDS)
+    mask = IDS != 0
+    members = [np.asarray(member(embedded, mask=mask)) for member in model.members]
+    np.testing.assert_allclose(scores, np.mean(members, axis=0), atol=1e-6)
+    # Members start from different weights, so they disagree before training.
+    assert not np.allclose(members[0], members[1])
+    # One embedding table for all members; each member adds only its own encoder.
+    assert len([w for w in model.weights if "embeddings" in w.path]) == 1
+    single = small_model()
+    single(IDS)
+    member_weights = single.count_params() - VOCABULARY_SIZE * SMALL["embedding_dim"]
+    assert model.count_params() == VOCABULARY_SIZE * SMALL["embedding_dim"] + 3 * member_weights
+
+
+def test_ensemble_training_output_and_loss_are_per_member():
+    model = small_model(ensemble_size=2, dropout=0.0, embedding_dropout=0.0)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    training_scores = np.asarray(model(IDS, training=True))
+    assert training_scores.shape == (len(IDS), 2, NUM_CLASSES)
+    labels = np.array([0, 1, 2, 1])
+    # The training loss is the mean of the members' own losses, not the loss of the mean.
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    expected = np.mean([float(loss(labels, training_scores[:, m])) for m in range(2)])
+    got = float(model.compute_loss(x=IDS, y=labels, y_pred=training_scores))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Members that disagree strongly: the mean of the losses differs from the loss of the mean.
+    confident = np.array([[[0.98, 0.01, 0.01], [0.01, 0.01, 0.98]]] * 4, "float32")
+    per_member = float(model.compute_loss(x=IDS, y=labels, y_pred=confident))
+    np.testing.assert_allclose(per_member, np.mean(-np.log(confident[np.arange(4), :, labels])), rtol=1e-5)
+    assert not np.isclose(per_member, float(loss(labels, confident.mean(axis=1))))
+    # Metrics are computed on the ensemble prediction.
+    model.compute_metrics(IDS, labels, training_scores)
+    accuracy = [m for m in model.metrics if m.name == "compile_metrics"][0].result()["accuracy"]
+    expected_accuracy = np.mean(np.argmax(training_scores.mean(axis=1), axis=-1) == labels)
+    np.testing.assert_allclose(float(accuracy), expected_accuracy)
+
+
+def test_ensemble_fit_trains_every_member():
+    model = small_model(num_classes=2, ensemble_size=2, bidirectional=False)
+    model(IDS)
+    before = [np.asarray(w).copy() for w in model.members[1].trainable_weights]
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(IDS, np.array([0, 1, 0, 1]), epochs=2, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}
+    after = model.members[1].trainable_weights
+    assert all(not np.allclose(b, np.asarray(a)) for b, a in zip(before, after))
