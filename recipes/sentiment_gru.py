@@ -56,6 +56,10 @@ class Config:
     pretrain_window: int = 5
     embeddings_file: str = dataclasses.field(default="", metadata={"help": "GloVe/word2vec text file"})
     freeze_embeddings: bool = False
+    standardize_vectors: bool = dataclasses.field(
+        default=False,
+        metadata={"help": "scale every vector dimension to unit variance (keeps int8 precision in small dimensions)"},
+    )
     # Self-training: after the first fit, the model labels sentences of unlabelled text (the
     # train split of these data sets, labels never read); the confident ones, balanced per
     # class, join the training data for a second fit. The epoch is still chosen on valid.
@@ -149,15 +153,24 @@ def word_vectors(config):
     Returns ``([], None)`` when neither is set. Markup such as IMDB's ``<br />`` is removed
     from the pretraining text; labels of the pretraining data sets are never read.
     """
+    from nlpkit.text.embeddings import read_word_vectors, standardize_dimensions
+
+    if config.embeddings_file:
+        words, vectors = read_word_vectors(config.embeddings_file, lowercase=config.lowercase)
+    elif config.pretrain_datasets:
+        words, vectors = learned_word_vectors(config)
+    else:
+        return [], None
+    return words, standardize_dimensions(vectors) if config.standardize_vectors else vectors
+
+
+def learned_word_vectors(config):
+    """PPMI + SVD vectors for the frequent words of ``--pretrain-datasets``' train text."""
     import collections
 
     from nlpkit.text import TextNormalizer
-    from nlpkit.text.embeddings import learn_word_vectors, read_word_vectors
+    from nlpkit.text.embeddings import learn_word_vectors
 
-    if config.embeddings_file:
-        return read_word_vectors(config.embeddings_file, lowercase=config.lowercase)
-    if not config.pretrain_datasets:
-        return [], None
     normalizer = TextNormalizer(lowercase=config.lowercase)
     token_lists = [normalizer.tokenize(text) for text in unlabelled_texts(config.pretrain_datasets, config.data_dir or None)]
     counts = collections.Counter(token for tokens in token_lists for token in tokens)

@@ -103,6 +103,26 @@ def learn_word_vectors(token_lists, words, dim=300, window=5, seed=0):
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
+def standardize_dimensions(vectors):
+    """Centres every dimension of ``vectors`` and scales it to unit variance.
+
+    SVD vectors put most of their magnitude into the first few dimensions. Int8
+    quantization with one scale per tensor (what TFLite's dynamic-range quantization uses
+    for embedding tables and activations) then leaves the small dimensions a handful of
+    levels; with every dimension on the same scale, each keeps the same precision.
+    Dimensions that are constant become zero.
+
+    Example:
+        >>> standardize_dimensions(np.array([[1.0, 10.0], [3.0, 30.0]])).tolist()
+        [[-1.0, -1.0], [1.0, 1.0]]
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)  # float32 loses small spreads around big means
+    centred = vectors - vectors.mean(axis=0, keepdims=True)
+    spread = centred.std(axis=0, keepdims=True)
+    standard = np.divide(centred, spread, out=np.zeros_like(centred), where=spread > 1e-12 * (1 + np.abs(vectors).max()))
+    return standard.astype(np.float32)
+
+
 def read_word_vectors(path, vocabulary=None, lowercase=False):
     """Reads a GloVe or word2vec text file (``word v1 v2 ...`` per line).
 

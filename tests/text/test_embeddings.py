@@ -12,6 +12,7 @@ import scipy.sparse
 from nlpkit.errors import DataFormatError
 from nlpkit.text import Vocabulary
 from nlpkit.text.embeddings import (
+    standardize_dimensions,
     cooccurrence_matrix,
     embedding_matrix,
     learn_word_vectors,
@@ -319,3 +320,21 @@ def test_importing_does_not_import_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_standardize_dimensions_equalises_scales_for_int8():
+    rng = np.random.default_rng(0)
+    # SVD-like vectors: the first dimensions carry far more magnitude than the last.
+    vectors = rng.normal(size=(500, 6)) * np.array([5.0, 2.0, 1.0, 0.1, 0.01, 0.0]) + 3.0
+    standard = standardize_dimensions(vectors)
+    assert standard.dtype == np.float32
+    np.testing.assert_allclose(standard.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(standard.std(axis=0)[:5], 1.0, atol=1e-5)
+    assert np.all(standard[:, 5] == 0.0)  # a constant dimension carries nothing
+    # One int8 scale for the whole table: every informative dimension keeps its detail.
+    def int8_error(table):
+        scale = np.abs(table).max() / 127
+        error = np.abs(np.round(table / scale) * scale - table).mean(axis=0)
+        return error[:5] / table.std(axis=0)[:5]
+    assert int8_error(standard).max() < 0.02
+    assert int8_error(vectors.astype(np.float32)).max() > 0.5
