@@ -35,3 +35,7 @@ class ChecksumError(NlpkitError, ValueError):
 
 class BundleError(NlpkitError, ValueError):
     """A saved bundle directory is incomplete or inconsistent."""
+
+
+class NotStreamableError(NlpkitError, ValueError):
+    """A model or layer cannot run one time step at a time (e.g. a bidirectional layer)."""

@@ -10,3 +10,4 @@ from nlpkit.export.tflite import (
     convert,
 )
 from nlpkit.export.parity import classifier_parity
+from nlpkit.export.streaming import STEP_SIGNATURE, StreamingStack

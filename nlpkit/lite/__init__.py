@@ -2,3 +2,4 @@
 
 from nlpkit.lite.predictors import ClassPrediction, TextClassifierPredictor
 from nlpkit.lite.runtime import load_signature_runner
+from nlpkit.lite.streaming import StreamingRunner

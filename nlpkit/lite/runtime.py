@@ -4,19 +4,27 @@ from ai_edge_litert.interpreter import Interpreter
 
 
 def load_signature_runner(model_path, signature, num_threads=1):
-    """Opens ``model_path`` and returns the runner of one named signature.
+    """Opens a TFLite model and returns the runner of one named signature.
 
     A runner resizes its inputs to each call's shape (sequence length is dynamic), and
     nlpkit's non-streaming signatures keep no state between calls.
+
+    Args:
+        model_path: path of a ``.tflite`` file, or the file's contents as bytes.
+        signature: str, the signature's name.
+        num_threads: int, default 1.
 
     Example:
         >>> classify = load_signature_runner("saved_models/sentiment/model.tflite", "classify")
         >>> classify(token_ids=np.array([[4, 27, 9]], np.int32))["scores"]
     """
-    interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+    if isinstance(model_path, (bytes, bytearray)):
+        interpreter = Interpreter(model_content=bytes(model_path), num_threads=num_threads)
+        where = "The TFLite model"
+    else:
+        interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+        where = str(model_path)
     signatures = interpreter.get_signature_list()
     if signature not in signatures:
-        raise KeyError(
-            f"{model_path} has no signature {signature!r}; it has {sorted(signatures)}."
-        )
+        raise KeyError(f"{where} has no signature {signature!r}; it has {sorted(signatures)}.")
     return interpreter.get_signature_runner(signature)

@@ -1,0 +1,38 @@
+"""Smoke test of benchmarks/streaming_step.py: the quick run and its JSON."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "streaming_step.py"
+
+
+@pytest.fixture(scope="module")
+def streaming_step():
+    # benchmarks/ is a folder of scripts, not a package, so the module is loaded by path.
+    spec = importlib.util.spec_from_file_location("streaming_step_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_prints_one_row_per_precision(streaming_step, capsys):
+    exit_code = streaming_step.main(["--quick", "--layers", "gru", "--vocabulary", "30"])
+
+    result = json.loads(capsys.readouterr().out)
+    assert exit_code == 0
+    rows = result["rows"]
+    assert [(row["layer"], row["precision"]) for row in rows] == [("gru", "float32"), ("gru", "int8")]
+    for row in rows:
+        assert row["invoke_us"] > 0 and row["runner_us"] > 0
+        assert 0 < row["invoke_best_us"] <= row["invoke_us"]
+        assert len(row["invoke_runs_us"]) == 2
+        assert "GATHER" in row["ops"] and "WHILE" not in row["ops"]
+        assert (row["units"], row["vocabulary"], row["threads"]) == (8, 30, 1)
+
+
+def test_unknown_layers_are_named(streaming_step):
+    with pytest.raises(SystemExit, match="Received: 'lstm,mamba'"):
+        streaming_step.main(["--layers", "lstm,mamba"])
