@@ -13,6 +13,7 @@ from nlpkit.text.python_tokenizers import (
     load_tokenizer,
     save_tokenizer,
 )
+from nlpkit.text.tag_schemes import SCHEMES, TagSchemeError, convert_tags, extract_spans, validate_tags
 from nlpkit.text.vocabulary import Vocabulary
 
 _LAZY = {
@@ -29,6 +30,11 @@ __all__ = [
     "PythonCharTokenizer",
     "save_tokenizer",
     "load_tokenizer",
+    "SCHEMES",
+    "TagSchemeError",
+    "convert_tags",
+    "extract_spans",
+    "validate_tags",
     *_LAZY,
 ]
 
