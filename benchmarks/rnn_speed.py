@@ -12,7 +12,11 @@ returned) -> Dense(V) on every step, sparse softmax cross-entropy, Adam. Measure
 - achieved GFLOP/s of the recurrent layer (input and recurrent matmuls: LSTM 4 gates, GRU
   3, SimpleRNN 1; training counted as 3x the forward pass) and of layer + output Dense;
 - for nlpkit layers, TFLite latency per sequence (float32 and dynamic-range int8, batch 1,
-  1 thread) through ``nlpkit.export.tflite.convert`` and ``ai_edge_litert``.
+  1 thread) through ``nlpkit.export.tflite.convert`` and ``ai_edge_litert``;
+- for LSTM and bidirectional LSTM, the two TFLite forms side by side (``tflite_lstm_forms``):
+  the fused ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op against nlpkit's ``WHILE`` loop, float32
+  and int8, on 1 and 2 threads, with file sizes (the same model, batch 1, each config's
+  T, E and H).
 
 Also the machine's float32 matmul GFLOP/s (1024 x 1024). Each timing is the median of
 ``--repeats`` repeats after warm-up; a repeat runs the call until ``--min-seconds`` pass.
@@ -21,6 +25,7 @@ Prints one JSON document on stdout; logs go to stderr.
     python benchmarks/rnn_speed.py                      # all layers, both default configs
     python benchmarks/rnn_speed.py --layers lstm --configs 32x64x256x512
     python benchmarks/rnn_speed.py --quick              # tiny shapes, smoke test
+    python benchmarks/rnn_speed.py --tflite-forms only  # fused vs WHILE TFLite rows only
 
 PyTorch (``pip install -e .[bench]``) is optional: without it the torch rows are skipped
 with a note. Run on an otherwise idle machine: the ratios are only meaningful when every
@@ -50,6 +55,8 @@ DEFAULT_CONFIGS = "32x64x256x512,1x256x128x256"
 # Small enough that the whole quick run is dominated by tracing and TFLite conversion.
 QUICK_CONFIGS = "2x8x16x16"
 TFLITE_QUANTIZATIONS = {"float32": None, "int8": "dynamic_range"}
+LSTM_FORM_MODELS = ("lstm", "bilstm")
+LSTM_FORMS = ("fused", "while")
 # Backward pass ~ two matmuls per forward matmul (input and weight gradients).
 TRAINING_FLOPS_FACTOR = 3
 
@@ -340,6 +347,129 @@ def tflite_latency(model, shape, data, args):
     return results
 
 
+def lstm_form_rows(shape, args):
+    """Fused ``UNIDIRECTIONAL_SEQUENCE_LSTM`` vs ``WHILE`` TFLite rows at one configuration.
+
+    The benchmark model (embedding -> recurrent layer -> dense on every step) with an
+    nlpkit LSTM, and with a bidirectional one, is converted in both forms and precisions;
+    each file is timed on one sequence of ``shape.time`` ids (batch 1) on every thread
+    count of ``--tflite-threads``, and its outputs are checked against Keras. The two forms
+    are timed in alternation, repeat by repeat, so that a load change hits both alike.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    import nlpkit.layers
+    from nlpkit.export.tflite import audit_ops, convert, count_ops
+
+    ids = random_batches(shape, seed=args.seed)["single"]
+    config = f"T{shape.time}-E{shape.embed}-H{shape.units}"
+    rows = []
+    for name in LSTM_FORM_MODELS:
+        keras.utils.set_random_seed(args.seed)
+        inputs = keras.Input((None,), dtype="int32", name="token_ids")
+        x = keras.layers.Embedding(shape.vocabulary, shape.embed)(inputs)
+        recurrent = nlpkit.layers.LSTM(shape.units, return_sequences=True)
+        if name == "bilstm":
+            recurrent = keras.layers.Bidirectional(recurrent)
+        model = keras.Model(inputs, keras.layers.Dense(shape.vocabulary)(recurrent(x)))
+        expected = model.predict_on_batch(ids)
+
+        def forward(token_ids):
+            return {"logits": model(token_ids, training=False)}
+
+        endpoints = {"forward": (forward, [tf.TensorSpec([1, None], tf.int32, name="token_ids")])}
+        for precision, quantization in TFLITE_QUANTIZATIONS.items():
+            contents, pair = {}, []
+            for form in LSTM_FORMS:
+                log(f"tflite {name} {config} {precision}: converting the {form} form")
+                contents[form] = content = convert(model, endpoints, quantization=quantization, lstm=form)
+                pair.append({
+                    "model": name,
+                    "config": config,
+                    "form": form,
+                    "precision": precision,
+                    "bytes": len(content),
+                    "fused_ops": count_ops(content, "UNIDIRECTIONAL_SEQUENCE_LSTM"),
+                    "while_ops": count_ops(content, "WHILE"),
+                    "ops": list(audit_ops(content).builtin),
+                    "latency_ms": {},
+                    "cpu_ms": {},
+                    "tokens_per_s": {},
+                })
+            for threads in args.tflite_thread_counts:
+                calls = []
+                for row in pair:
+                    runner = Interpreter(
+                        model_content=contents[row["form"]], num_threads=threads
+                    ).get_signature_runner("forward")
+                    logits = runner(token_ids=ids)["logits"]
+                    row["max_abs_diff_vs_keras"] = float(np.abs(logits - expected).max())
+                    calls.append(lambda runner=runner: runner(token_ids=ids))
+                timings = time_interleaved(calls, args.repeats, args.warmup, args.min_seconds)
+                for row, (wall, cpu) in zip(pair, timings):
+                    row["latency_ms"][str(threads)] = wall.as_dict()
+                    row["cpu_ms"][str(threads)] = cpu.as_dict()
+                    row["tokens_per_s"][str(threads)] = round(shape.time / wall.median, 1)
+            rows.extend(pair)
+        keras.backend.clear_session()
+    return rows
+
+
+def time_interleaved(functions, repeats, warmup, min_seconds):
+    """Times several functions, one repeat of each in turn; wall and CPU seconds per call.
+
+    Returns one ``(wall, cpu)`` pair of `Timing`s per function. CPU time is the process's
+    (all threads): on one thread it is the latency an idle machine would show, and it is
+    far less disturbed than wall time by other jobs competing for the cores.
+    """
+    for function in functions:
+        for _ in range(warmup):
+            function()
+    wall = [[] for _ in functions]
+    cpu = [[] for _ in functions]
+    for _ in range(repeats):
+        for index, function in enumerate(functions):
+            calls = 0
+            started, started_cpu = time.perf_counter(), time.process_time()
+            while True:
+                function()
+                calls += 1
+                elapsed = time.perf_counter() - started
+                if elapsed >= min_seconds:
+                    break
+            wall[index].append(elapsed / calls)
+            cpu[index].append((time.process_time() - started_cpu) / calls)
+    return [(Timing(w), Timing(c)) for w, c in zip(wall, cpu)]
+
+
+def lstm_form_summary(rows):
+    """Fused vs WHILE per (model, config, precision): medians, speedups and file sizes.
+
+    ``speedup_*`` is WHILE time / fused time, so above 1 the fused op is faster; ``wall``
+    is latency, ``cpu`` the process CPU time per sequence (all threads).
+    """
+    by_key = {(r["model"], r["config"], r["precision"], r["form"]): r for r in rows if "error" not in r}
+    summary = []
+    for (model, config, precision, form), fused in by_key.items():
+        loop = by_key.get((model, config, precision, "while"))
+        if form != "fused" or loop is None:
+            continue
+        entry = {"model": model, "config": config, "precision": precision,
+                 "fused_bytes": fused["bytes"], "while_bytes": loop["bytes"]}
+        for threads in fused["latency_ms"]:
+            for kind, key in (("wall", "latency_ms"), ("cpu", "cpu_ms")):
+                fused_ms = fused[key][threads]["median_ms"]
+                while_ms = loop[key][threads]["median_ms"]
+                entry[f"fused_{kind}_ms_{threads}t"] = fused_ms
+                entry[f"while_{kind}_ms_{threads}t"] = while_ms
+                entry[f"speedup_{kind}_{threads}t"] = round(while_ms / fused_ms, 3)
+        summary.append(entry)
+    return summary
+
+
 def measure(framework, layer, shape, args):
     """One row: training, batched inference and batch-1 latency of one framework."""
     data = random_batches(shape, seed=args.seed)
@@ -541,6 +671,11 @@ def build_parser():
                         help="Keras Model.compile(jit_compile=...) for nlpkit and keras rows (default auto)")
     parser.add_argument("--tflite", action=argparse.BooleanOptionalAction, default=True,
                         help="also time TFLite float32/int8 for the nlpkit rows (default: yes)")
+    parser.add_argument("--tflite-forms", choices=("yes", "no", "only"), default="yes",
+                        help="fused vs WHILE TFLite rows for LSTM and BiLSTM when lstm is in --layers "
+                             "(default yes; 'only' skips everything else)")
+    parser.add_argument("--tflite-threads", default="1,2",
+                        help="comma-separated interpreter thread counts for the fused vs WHILE rows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny shapes and 2 repeats: a smoke test")
     return parser
@@ -563,6 +698,12 @@ def resolve_args(argv):
         parser.error(f"--repeats must be at least 1. Received: {args.repeats}")
     if args.warmup < 0 or args.min_seconds < 0:
         parser.error(f"--warmup and --min-seconds must be >= 0. Received: {args.warmup}, {args.min_seconds}")
+    try:
+        args.tflite_thread_counts = [int(item) for item in args.tflite_threads.split(",") if item.strip()]
+    except ValueError:
+        args.tflite_thread_counts = []
+    if not args.tflite_thread_counts or min(args.tflite_thread_counts) < 1:
+        parser.error(f"--tflite-threads must list positive ints, e.g. '1,2'. Received: {args.tflite_threads!r}")
     if args.threads is None or args.threads < 1:
         parser.error(f"--threads must be a positive int. Received: {args.threads}")
     args.jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
@@ -603,39 +744,54 @@ def main(argv=None):
             "min_seconds": args.min_seconds,
             "jit_compile": args.jit_compile,
             "tflite": args.tflite,
+            "tflite_forms": args.tflite_forms,
+            "tflite_threads": args.tflite_thread_counts,
             "vocabulary": VOCABULARY,
             "configs": [shape.as_dict() for shape in args.shapes],
             "layers": args.layer_names,
             "frameworks": frameworks,
             "training_flops_factor": TRAINING_FLOPS_FACTOR,
         }
-        log("timing float32 matmul")
-        result["matmul_gflops"] = matmul_gflops(frameworks, args)
         rows = []
-        # Frameworks interleave per (layer, config) so that load drifting during a long run
-        # affects all of them alike.
-        for shape in args.shapes:
-            for layer in args.layer_names:
-                for framework in frameworks:
-                    log(f"{layer} {shape.name} {framework}")
-                    started = time.perf_counter()
-                    try:
-                        row = measure(framework, layer, shape, args)
-                    except Exception as error:  # one failing framework must not lose the others' rows
-                        traceback.print_exc(file=sys.stderr)
-                        row = {"layer": layer, "config": shape.name, "framework": framework,
-                               "error": f"{type(error).__name__}: {error}"}
-                    row["wall_seconds"] = round(time.perf_counter() - started, 2)
-                    rows.append(row)
-                    if "error" not in row:
-                        log(f"  train {row['train_tokens_per_s']:.0f} tok/s, infer "
-                            f"{row['infer_tokens_per_s']:.0f} tok/s, latency {row['latency_ms']:.2f} ms")
-        result["summary"] = add_ratios(rows)
-        result["rows"] = rows
+        if args.tflite_forms != "only":
+            log("timing float32 matmul")
+            result["matmul_gflops"] = matmul_gflops(frameworks, args)
+            # Frameworks interleave per (layer, config) so that load drifting during a long
+            # run affects all of them alike.
+            for shape in args.shapes:
+                for layer in args.layer_names:
+                    for framework in frameworks:
+                        log(f"{layer} {shape.name} {framework}")
+                        started = time.perf_counter()
+                        try:
+                            row = measure(framework, layer, shape, args)
+                        except Exception as error:  # one failing framework must not lose the others' rows
+                            traceback.print_exc(file=sys.stderr)
+                            row = {"layer": layer, "config": shape.name, "framework": framework,
+                                   "error": f"{type(error).__name__}: {error}"}
+                        row["wall_seconds"] = round(time.perf_counter() - started, 2)
+                        rows.append(row)
+                        if "error" not in row:
+                            log(f"  train {row['train_tokens_per_s']:.0f} tok/s, infer "
+                                f"{row['infer_tokens_per_s']:.0f} tok/s, latency {row['latency_ms']:.2f} ms")
+            result["summary"] = add_ratios(rows)
+            result["rows"] = rows
+        if args.tflite_forms != "no" and "lstm" in args.layer_names:
+            form_rows = []
+            for shape in args.shapes:
+                try:
+                    form_rows.extend(lstm_form_rows(shape, args))
+                except Exception as error:  # keep the rows of the other configurations
+                    traceback.print_exc(file=sys.stderr)
+                    form_rows.append({"config": f"T{shape.time}-E{shape.embed}-H{shape.units}",
+                                      "error": f"{type(error).__name__}: {error}"})
+            result["tflite_lstm_forms_summary"] = lstm_form_summary(form_rows)
+            result["tflite_lstm_forms"] = form_rows
     result["load_average_end"] = load_average()
     result["notes"] = notes
     print(json.dumps(result, indent=2))
-    return 1 if any("error" in row for row in rows) else 0
+    failed = rows + result.get("tflite_lstm_forms", [])
+    return 1 if any("error" in row for row in failed) else 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from nlpkit.export.tflite import (
     OpAudit,
     assert_builtin_only,
     audit_ops,
+    count_ops,
     convert,
 )
 from nlpkit.export.parity import classifier_parity

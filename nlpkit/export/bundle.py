@@ -46,6 +46,7 @@ def write_bundle(
     label_names=None,
     int8=True,
     metadata=None,
+    lstm="auto",
 ):
     """Writes a complete bundle for ``model`` atomically.
 
@@ -63,6 +64,8 @@ def write_bundle(
         label_names: list of str class/tag names, or None.
         int8: also write the dynamic-range quantized ``model.int8.tflite``.
         metadata: extra JSON-able fields for ``nlpkit.json`` (metrics, config, ...).
+        lstm: "auto" (default), "fused" or "while": the TFLite form of LSTM layers, see
+            `nlpkit.export.tflite.convert`.
 
     Returns:
         ``pathlib.Path`` of the bundle.
@@ -87,7 +90,7 @@ def write_bundle(
         endpoints = model.tflite_endpoints()
         variants = [(TFLITE_FILE, None)] + ([(TFLITE_INT8_FILE, "dynamic_range")] if int8 else [])
         for file_name, quantization in variants:
-            content = tflite.convert(model, endpoints, quantization=quantization)
+            content = tflite.convert(model, endpoints, quantization=quantization, lstm=lstm)
             (staging / file_name).write_bytes(content)
             files["tflite_int8" if quantization else "tflite"] = file_name
             ops[file_name] = list(tflite.audit_ops(content).builtin)

@@ -7,6 +7,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as tflite_schema
 
 from nlpkit.export.saved_model import write_saved_model
+from nlpkit.layers.fused_lstm import FUSED_OP, LSTM_EXPORT_FORMS, lstm_export_form
 
 QUANTIZATIONS = (None, "dynamic_range")
 _BUILTIN_NAMES = {
@@ -20,7 +21,7 @@ class NonBuiltinOpsError(ValueError):
     """A TFLite model uses Flex (SELECT_TF_OPS) or custom ops."""
 
 
-def convert(model, endpoints, quantization=None):
+def convert(model, endpoints, quantization=None, lstm="auto"):
     """Converts a Keras model's endpoints into one TFLite flatbuffer with named signatures.
 
     The endpoints are first written to a temporary SavedModel (that freezes variables read
@@ -31,6 +32,11 @@ def convert(model, endpoints, quantization=None):
         model: Keras model.
         endpoints: dict ``name -> (function, input_signature)``; each becomes a signature.
         quantization: None (float32) or "dynamic_range" (int8 weights, float activations).
+        lstm: how nlpkit ``LSTM`` layers are exported (see
+            `nlpkit.layers.fused_lstm.lstm_export_form`): "fused" as the built-in
+            ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op (an error if a layer cannot be), "while" as
+            nlpkit's loop (a ``WHILE`` op), or "auto" (default), fused where that
+            measured faster and the layer allows it. Other layers always export as loops.
 
     Returns:
         The ``.tflite`` file contents as bytes.
@@ -40,8 +46,17 @@ def convert(model, endpoints, quantization=None):
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}. Received: {quantization!r}")
+    if lstm not in LSTM_EXPORT_FORMS:
+        raise ValueError(f"`lstm` must be one of {LSTM_EXPORT_FORMS}. Received: lstm={lstm!r}")
     with tempfile.TemporaryDirectory() as directory:
-        write_saved_model(directory, model, endpoints)
+        # Endpoints are traced while the SavedModel is written, so that is where the form applies.
+        with lstm_export_form(lstm) as lstm_export:
+            write_saved_model(directory, model, endpoints)
+        unfused = lstm_export.unfused_layers()
+        if lstm == "fused" and unfused:
+            raise ValueError(
+                f"lstm='fused' but these LSTM layers cannot be exported as {FUSED_OP}: {unfused}."
+            )
         converter = tf.lite.TFLiteConverter.from_saved_model(
             directory, signature_keys=list(endpoints)
         )
@@ -50,7 +65,22 @@ def convert(model, endpoints, quantization=None):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         content = converter.convert()
     assert_builtin_only(content)
+    if lstm == "fused":
+        _check_fused(content, lstm_export)
     return content
+
+
+def _check_fused(content, lstm_export):
+    # Tracing may run an endpoint more than once, so layers are counted, not traces. The
+    # converter silently inlines a function it declines to fuse; asked for the fused op,
+    # that is an error rather than a quiet WHILE loop.
+    layers = sorted(set(lstm_export.fused))
+    found = count_ops(content, FUSED_OP)
+    if found < len(layers):
+        raise ValueError(
+            f"LSTM layers {layers} were traced in the fusable form but the converter "
+            f"produced only {found} {FUSED_OP} op(s)."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +116,41 @@ def audit_ops(model):
     builtin, custom = set(), set()
     for index in used:
         code = flatbuffer.OperatorCodes(index)
-        # Codes above 127 live in BuiltinCode; older files keep them in the deprecated byte.
-        value = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        if value == tflite_schema.BuiltinOperator.CUSTOM:
-            custom.add((code.CustomCode() or b"<unnamed>").decode())
-        else:
-            builtin.add(_BUILTIN_NAMES.get(value, f"BUILTIN_{value}"))
+        (custom if _is_custom(code) else builtin).add(_operator_name(code))
     return OpAudit(builtin=tuple(sorted(builtin)), custom=tuple(sorted(custom)))
+
+
+def count_ops(model, name):
+    """How many operators named ``name`` (e.g. "WHILE") a TFLite model has, all subgraphs.
+
+    Example:
+        >>> count_ops(content, "UNIDIRECTIONAL_SEQUENCE_LSTM")
+        2
+    """
+    flatbuffer = tflite_schema.Model.GetRootAsModel(_read(model), 0)
+    names = [_operator_name(flatbuffer.OperatorCodes(i)) for i in range(flatbuffer.OperatorCodesLength())]
+    count = 0
+    for s in range(flatbuffer.SubgraphsLength()):
+        subgraph = flatbuffer.Subgraphs(s)
+        for o in range(subgraph.OperatorsLength()):
+            count += names[subgraph.Operators(o).OpcodeIndex()] == name
+    return count
+
+
+def _builtin_code(code):
+    # Codes above 127 live in BuiltinCode; older files keep them in the deprecated byte.
+    return max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+
+
+def _is_custom(code):
+    return _builtin_code(code) == tflite_schema.BuiltinOperator.CUSTOM
+
+
+def _operator_name(code):
+    if _is_custom(code):
+        return (code.CustomCode() or b"<unnamed>").decode()
+    value = _builtin_code(code)
+    return _BUILTIN_NAMES.get(value, f"BUILTIN_{value}")
 
 
 def assert_builtin_only(model):

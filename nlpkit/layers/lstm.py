@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from nlpkit.layers.fused_lstm import fused_call
 from nlpkit.layers.recurrent import RecurrentLayer, read_weight
 
 
@@ -51,6 +52,13 @@ class LSTM(RecurrentLayer):
                 )
 
         self.add_recurrent_weights(input_shape[-1], gates=4, bias_initializer=initializer)
+
+    def call(self, inputs, mask=None, initial_state=None, training=False):
+        # TFLite export may ask for the form the converter fuses into one built-in op.
+        fused = None if training else fused_call(self, inputs, mask, initial_state)
+        if fused is not None:
+            return fused
+        return super().call(inputs, mask=mask, initial_state=initial_state, training=training)
 
     def project_inputs(self, inputs):
         projected = ops.matmul(inputs, self.kernel)

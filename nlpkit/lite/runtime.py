@@ -7,7 +7,9 @@ def load_signature_runner(model_path, signature, num_threads=1):
     """Opens a TFLite model and returns the runner of one named signature.
 
     A runner resizes its inputs to each call's shape (sequence length is dynamic), and
-    nlpkit's non-streaming signatures keep no state between calls.
+    nlpkit's non-streaming signatures keep no state between calls: the fused LSTM op,
+    which keeps its states in variable tensors, gets them recomputed by the graph on every
+    call (`nlpkit.layers.fused_lstm`), so no ``reset_all_variables()`` is needed.
 
     Args:
         model_path: path of a ``.tflite`` file, or the file's contents as bytes.

@@ -32,7 +32,7 @@ RATIO_KEYS = {"train_vs_torch", "infer_vs_torch", "train_vs_keras", "infer_vs_ke
 def test_quick_run_without_torch_prints_one_json_document(rnn_speed, capsys):
     torch_was_loaded = "torch" in sys.modules
 
-    exit_code = rnn_speed.main(["--quick", "--frameworks", "nlpkit,keras"])
+    exit_code = rnn_speed.main(["--quick", "--frameworks", "nlpkit,keras", "--tflite-forms", "no"])
 
     result = json.loads(capsys.readouterr().out)
     assert exit_code == 0
@@ -63,6 +63,58 @@ def test_quick_run_without_torch_prints_one_json_document(rnn_speed, capsys):
     assert [entry["layer"] for entry in result["summary"]] == ["lstm", "gru", "simple_rnn"]
     # The torch rows were not asked for, so torch must not even be imported.
     assert torch_was_loaded or "torch" not in sys.modules
+
+
+@pytest.mark.slow
+def test_quick_tflite_forms_run_times_fused_and_while_lstm_files(rnn_speed, capsys):
+    exit_code = rnn_speed.main(["--quick", "--tflite-forms", "only", "--tflite-threads", "1,2"])
+
+    result = json.loads(capsys.readouterr().out)
+    assert exit_code == 0
+    assert "rows" not in result and "matmul_gflops" not in result  # "only" skips the rest
+    rows = result["tflite_lstm_forms"]
+    assert [(row["model"], row["precision"], row["form"]) for row in rows] == [
+        (model, precision, form)
+        for model in ("lstm", "bilstm") for precision in ("float32", "int8") for form in ("fused", "while")
+    ]
+    for row in rows:
+        layers = 2 if row["model"] == "bilstm" else 1
+        fused = row["form"] == "fused"
+        assert (row["fused_ops"], row["while_ops"]) == ((layers, 0) if fused else (0, layers)), row
+        assert row["max_abs_diff_vs_keras"] < (1e-4 if row["precision"] == "float32" else 0.05)
+        assert set(row["latency_ms"]) == set(row["cpu_ms"]) == {"1", "2"}
+        assert row["latency_ms"]["1"]["median_ms"] > 0 and row["bytes"] > 0
+    summary = result["tflite_lstm_forms_summary"]
+    assert len(summary) == 4
+    assert {"speedup_wall_1t", "speedup_cpu_2t", "fused_bytes", "while_bytes"} <= set(summary[0])
+
+
+def test_form_summary_divides_while_time_by_fused_time(rnn_speed):
+    def row(form, wall, cpu):
+        return {"model": "lstm", "config": "T8-E4-H4", "precision": "int8", "form": form, "bytes": 10,
+                "latency_ms": {"1": {"median_ms": wall}}, "cpu_ms": {"1": {"median_ms": cpu}}}
+
+    summary = rnn_speed.lstm_form_summary([row("fused", 2.0, 1.0), row("while", 3.0, 4.0), {"error": "x"}])
+
+    assert len(summary) == 1
+    assert summary[0]["speedup_wall_1t"] == 1.5 and summary[0]["speedup_cpu_1t"] == 4.0
+
+
+def test_interleaved_timing_alternates_the_functions(rnn_speed):
+    calls = []
+    timings = rnn_speed.time_interleaved(
+        [lambda: calls.append("a"), lambda: calls.append("b")], repeats=2, warmup=1, min_seconds=0.0
+    )
+
+    assert calls == ["a", "b", "a", "b", "a", "b"]
+    assert [len(wall.seconds) for wall, _ in timings] == [2, 2]
+    assert all(cpu.median >= 0 for _, cpu in timings)
+
+
+def test_bad_tflite_threads_are_a_usage_error(rnn_speed, capsys):
+    with pytest.raises(SystemExit):
+        rnn_speed.main(["--tflite-threads", "1,zero"])
+    assert "'1,zero'" in capsys.readouterr().err
 
 
 def test_configs_parse_as_batch_time_embed_units(rnn_speed):
