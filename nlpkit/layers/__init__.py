@@ -1,5 +1,6 @@
 """Keras layers for recurrent NLP."""
 
+from nlpkit.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from nlpkit.layers.gru import GRU
 from nlpkit.layers.lstm import LSTM
 from nlpkit.layers.pooling import MaskedPooling
