@@ -103,6 +103,10 @@ def lstm_export_form(form):
 
 def unfusable_reason(layer, inputs, mask=None):
     """Why ``layer`` called on ``inputs`` cannot use the fused op, or None if it can."""
+    if layer.cell.layer_norm:
+        return "layer_norm=True (the fused op has no normalisation)"
+    if layer.stateful:
+        return "the layer is stateful (its states live in variables the fused op cannot carry)"
     if layer.activation is not keras.activations.tanh:
         return f"activation {keras.activations.serialize(layer.activation)!r} is not tanh"
     if layer.recurrent_activation is not keras.activations.sigmoid:

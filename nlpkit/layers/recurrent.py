@@ -1,18 +1,20 @@
 """Shared machinery for nlpkit's recurrent layers: one loop, many cells.
 
-Every recurrent layer in nlpkit splits its work the same way:
+A cell (`nlpkit.layers.cells`) does one step, a layer runs the loop (DESIGN.md §4). Every
+recurrent layer in nlpkit splits its work the same way:
 
-1. ``project_inputs``: the input-to-hidden matmul for *all* time steps at once (one large
-   matmul instead of T small ones — the biggest single CPU win);
-2. ``step``: the recurrent part of one time step, reading weights that were converted to
-   tensors *before* the loop. Reading variables outside the loop is what lets the TFLite
-   converter freeze them into constants; stock Keras layers read them inside the
-   ``while`` body, which leaves a ``READ_VARIABLE`` op that fails at run time on device;
+1. ``cell.project_inputs``: the input-to-hidden matmul for *all* time steps at once (one
+   large matmul instead of T small ones — the biggest single CPU win);
+2. ``cell.make_step``: the recurrent part of one time step, reading weights that were
+   converted to tensors *before* the loop. Reading variables outside the loop is what
+   lets the TFLite converter freeze them into constants; stock Keras layers read them
+   inside the ``while`` body, which leaves a ``READ_VARIABLE`` op that fails at run time
+   on device;
 3. ``run_recurrence``: a ``tf.while_loop`` over time with right-padded mask handling.
 
-Training (``training=True``) with the default activations runs the same loop through
-`nlpkit.layers.fast_backward`, whose hand-written backward pass replaces autodiff
-through the loop.
+Training (``training=True``) with the default activations and no layer normalisation
+runs the same loop through `nlpkit.layers.fast_backward`, whose hand-written backward
+pass replaces autodiff through the loop.
 """
 
 import keras
@@ -87,6 +89,27 @@ def run_recurrence(
     return states[0], sequence, states
 
 
+def zero_outputs_before_first_step(mask, last, sequence, go_backwards):
+    """Zeroes the outputs of masked steps that come before a sequence's first unmasked one.
+
+    Keras' loop carries the previous *output* through masked steps, starting from zeros;
+    `run_recurrence` carries the state. The two agree except before the first unmasked
+    step (processing order: with ``go_backwards`` the right padding comes first) when the
+    initial state is not zero, so callers apply this only when it may not be.
+
+    Returns:
+        ``(last, sequence)``; ``last`` is zero for a fully masked sequence.
+    """
+    steps = ops.cast(mask, "int32")
+    if go_backwards:
+        steps = ops.flip(steps, axis=1)
+    seen = ops.expand_dims(ops.cumsum(steps, axis=1) > 0, -1)
+    last = ops.where(seen[:, -1], last, ops.zeros_like(last))
+    if sequence is not None:
+        sequence = ops.where(seen, sequence, ops.zeros_like(sequence))
+    return last, sequence
+
+
 def read_weight(variable):
     """Reads a weight into a plain tensor outside any loop.
 
@@ -97,29 +120,69 @@ def read_weight(variable):
     return tf.identity(tf.convert_to_tensor(variable))
 
 
+
+
+# Constructor arguments that configure the cell; a layer hands them on.
+CELL_ARGUMENTS = (
+    "activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "dropout",
+    "recurrent_dropout",
+    "seed",
+    "layer_norm",
+)
+
+
+def split_cell_arguments(kwargs):
+    """Splits a layer's ``**kwargs`` into ``(cell_kwargs, layer_kwargs)``.
+
+    The dtype policy and ``trainable`` go to both, since the cell holds the weights.
+
+    Example:
+        >>> split_cell_arguments({"dropout": 0.1, "name": "encoder"})
+        ({'dropout': 0.1}, {'name': 'encoder'})
+    """
+    cell_kwargs = {name: value for name, value in kwargs.items() if name in CELL_ARGUMENTS}
+    layer_kwargs = {name: value for name, value in kwargs.items() if name not in CELL_ARGUMENTS}
+    for name in ("dtype", "trainable"):
+        if name in kwargs:
+            cell_kwargs[name] = kwargs[name]
+    return cell_kwargs, layer_kwargs
+
+
+def cell_attribute(name):
+    """A read-only layer attribute that reads the cell's, as Keras' RNN layers do."""
+    return property(lambda self: getattr(self.cell, name), doc=f"The cell's ``{name}``.")
+
+
 class RecurrentLayer(keras.layers.Layer):
     """Base class of nlpkit's SimpleRNN, LSTM and GRU layers (Keras RNN semantics).
 
-    Subclasses define ``state_size`` (a list of sizes, hidden state first), ``build``,
-    ``project_inputs(inputs)`` and ``make_step(training)`` which returns the per-step
-    function. The base class handles masks, ``go_backwards``, ``return_sequences``,
-    ``return_state``, ``initial_state`` and input/recurrent dropout.
+    The layer holds ``self.cell`` (an `nlpkit.layers.cells.RecurrentCell`, which owns the
+    weights and the math of one step) and runs the loop around it: masks,
+    ``go_backwards``, ``return_sequences``, ``return_state``, ``initial_state``,
+    ``stateful``, per-sequence dropout masks, and the choice between the plain loop and
+    the hand-written backward pass. Subclasses build their cell from their constructor
+    arguments; the cell's arguments are readable on the layer too (``layer.units``,
+    ``layer.dropout``, ``layer.kernel``, ...).
 
     Args:
-        units: int, size of the hidden state.
+        cell: the `RecurrentCell` to run.
         return_sequences: bool, default False. Return the output at every step.
         return_state: bool, default False. Also return the final states.
         go_backwards: bool, default False. Process the sequence in reverse.
-        dropout: float in [0, 1), default 0. Dropout on the inputs, one mask per sequence.
-        recurrent_dropout: float in [0, 1), default 0. Variational dropout on the hidden
-            state fed back into the recurrence, one mask per sequence.
+        stateful: bool, default False. Keep the final states of each batch in
+            non-trainable variables and start the next call from them (sample ``i`` of a
+            batch continues sample ``i`` of the previous one). Needs a static batch size;
+            ``reset_state()`` sets the states back to zeros.
         zero_output_for_mask: bool, default False. Masked steps output zeros (set by
             ``keras.layers.Bidirectional`` when it returns sequences).
-        seed: optional int for the dropout masks.
-        activation: default "tanh". Candidate/output activation.
-        use_bias: bool, default True.
-        kernel_initializer / recurrent_initializer / bias_initializer: default
-            "glorot_uniform" / "orthogonal" / "zeros".
+        fast_backward: bool, default True. Train through the hand-written backward pass
+            where the cell has one (default activations, no layer normalisation).
+        **kwargs: `keras.layers.Layer` arguments (name, dtype, trainable).
 
     Example:
         >>> layer = nlpkit.layers.GRU(16, return_sequences=True)
@@ -127,128 +190,157 @@ class RecurrentLayer(keras.layers.Layer):
         (2, 5, 16)
     """
 
+    units = cell_attribute("units")
+    activation = cell_attribute("activation")
+    use_bias = cell_attribute("use_bias")
+    kernel_initializer = cell_attribute("kernel_initializer")
+    recurrent_initializer = cell_attribute("recurrent_initializer")
+    bias_initializer = cell_attribute("bias_initializer")
+    dropout = cell_attribute("dropout")
+    recurrent_dropout = cell_attribute("recurrent_dropout")
+    seed = cell_attribute("seed")
+    layer_norm = cell_attribute("layer_norm")
+    kernel = cell_attribute("kernel")
+    recurrent_kernel = cell_attribute("recurrent_kernel")
+    bias = cell_attribute("bias")
+
     def __init__(
         self,
-        units,
+        cell,
         return_sequences=False,
         return_state=False,
         go_backwards=False,
-        dropout=0.0,
-        recurrent_dropout=0.0,
+        stateful=False,
         zero_output_for_mask=False,
-        seed=None,
-        activation="tanh",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
         fast_backward=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units <= 0:
-            raise ValueError(f"`units` must be a positive int. Received: units={units!r}")
-        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={rate!r}")
-        self.units = units
+        for method in ("project_inputs", "make_step", "fast_cell", "get_initial_state"):
+            if not callable(getattr(cell, method, None)):
+                raise ValueError(
+                    "`cell` must be an nlpkit recurrent cell (e.g. nlpkit.layers.LSTMCell). "
+                    f"Received: cell={cell!r}, which has no `{method}` method"
+                )
+        if not isinstance(stateful, bool):
+            raise ValueError(f"`stateful` must be a bool. Received: stateful={stateful!r}")
+        self.cell = cell
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.go_backwards = go_backwards
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
+        self.stateful = stateful
         self.zero_output_for_mask = zero_output_for_mask
-        self.seed = seed
-        self.activation = keras.activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
         self.fast_backward = bool(fast_backward)
-        self.stateful = False
         self.supports_masking = True
         self.input_spec = keras.InputSpec(ndim=3)
-        if dropout or recurrent_dropout:
-            self.seed_generator = keras.random.SeedGenerator(seed)
+        self._set_states(None)
 
     @property
     def state_size(self):
-        return [self.units]
+        return self.cell.state_size
 
-    def add_recurrent_weights(self, input_dim, gates, bias_shape=None, bias_initializer=None):
-        """Creates ``kernel``, ``recurrent_kernel`` and (if ``use_bias``) ``bias``.
+    def _set_states(self, variables):
+        # Untracked, as in Keras' RNN layer: the states are not weights, so get_weights()
+        # and saved files stay those of the stock layer (and set_weights between them works).
+        object.__setattr__(self, "states", variables)
 
-        Shapes follow Keras: ``(input_dim, gates * units)``, ``(units, gates * units)`` and
-        ``bias_shape`` (default ``(gates * units,)``).
-        """
-        width = gates * self.units
-        self.kernel = self.add_weight(
-            shape=(input_dim, width), initializer=self.kernel_initializer, name="kernel"
-        )
-        self.recurrent_kernel = self.add_weight(
-            shape=(self.units, width), initializer=self.recurrent_initializer, name="recurrent_kernel"
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                shape=bias_shape or (width,),
-                initializer=bias_initializer or self.bias_initializer,
-                name="bias",
+    def build(self, input_shape):
+        if not self.cell.built:
+            self.cell.build((input_shape[0], input_shape[-1]))
+        if self.stateful and self.states is None:
+            batch_size = input_shape[0]
+            if batch_size is None:
+                raise ValueError(
+                    f"Layer {self.name!r} has stateful=True, which needs a static batch size, "
+                    f"but its input shape is {tuple(input_shape)}. Give the model a fixed batch "
+                    "(e.g. keras.Input(shape, batch_size=32)) or call the layer on a batch."
+                )
+            self._set_states(
+                [
+                    keras.Variable(
+                        initializer="zeros",
+                        shape=(batch_size, size),
+                        dtype=self.variable_dtype,
+                        trainable=False,
+                        name=f"state_{index}",
+                    )
+                    for index, size in enumerate(self.state_size)
+                ]
             )
-        self.built = True
 
-    def project_inputs(self, inputs):
-        raise NotImplementedError
+    def load_own_variables(self, store):
+        # `.keras` files written before layers held cells keep the weights on the layer
+        # itself, in the order the cell creates them; they go to the cell, which then
+        # accepts the empty entry that such files have in its place.
+        if len(store.keys()) == 0:
+            return super().load_own_variables(store)
+        weights = self.cell.weights
+        if len(store.keys()) != len(weights):
+            raise ValueError(
+                f"Layer {self.name!r} expected {len(weights)} variables, but the file holds "
+                f"{len(store.keys())} for it."
+            )
+        for index, weight in enumerate(weights):
+            weight.assign(store[str(index)])
+        self.cell.loaded_by_layer = True
 
-    def make_step(self, recurrent_dropout_mask):
-        raise NotImplementedError
+    def reset_state(self):
+        """Sets the states of a stateful layer back to zeros (no-op without states)."""
+        for variable in self.states or ():
+            variable.assign(ops.zeros_like(variable))
 
-    def fast_cell(self):
-        """``(cell_name, recurrent_kernel, recurrent_bias)`` for `fast_recurrence`, or None.
-
-        None means the layer has no hand-written backward pass for its configuration
-        (e.g. a non-default activation) and training uses autodiff through the loop.
-        """
-        return None
+    def reset_states(self):
+        """Alias of `reset_state` (the Keras 2 name)."""
+        self.reset_state()
 
     def get_initial_state(self, batch_size):
         """Zero states, one ``(batch_size, size)`` tensor per entry of ``state_size``."""
-        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
+        return self.cell.get_initial_state(batch_size)
 
     def step(self, inputs_t, states):
         """One time step in inference mode: ``(batch, input_dim)`` and states in.
 
         Returns ``(output_t, new_states)``; running it over a sequence gives the same
         outputs as calling the layer on the whole sequence (without a mask, forwards).
-        This is the single-step form that streaming export builds on.
+        This is the single-step form that streaming export builds on; it never reads or
+        writes the variables of a stateful layer.
         """
-        projected = self.project_inputs(ops.expand_dims(inputs_t, 1))[:, 0]
-        new_states = self.make_step(None)(projected, list(states))
-        return new_states[0], new_states
+        return self.cell.call(inputs_t, list(states), training=False)
 
-    def _dropout_mask(self, like, rate):
-        ones = ops.ones_like(like)
-        return keras.random.dropout(ones, rate, seed=self.seed_generator)
-
-    def call(self, inputs, mask=None, initial_state=None, training=False):
-        if training and self.dropout > 0:
-            inputs = inputs * ops.expand_dims(
-                self._dropout_mask(inputs[:, 0, :], self.dropout), 1
-            )
-        projected = self.project_inputs(inputs)
-        batch = ops.shape(inputs)[0]
-        if initial_state is None:
-            states = [ops.zeros((batch, size), dtype=projected.dtype) for size in self.state_size]
-        else:
-            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+    def _initial_states(self, inputs, initial_state, dtype):
+        if initial_state is not None:
+            states = initial_state
+            states = list(states) if isinstance(states, (list, tuple)) else [states]
             if len(states) != len(self.state_size):
                 raise ValueError(
                     f"{self.name} expects {len(self.state_size)} initial state tensor(s); "
                     f"received {len(states)}."
                 )
+            return states
+        if not self.stateful:
+            batch = ops.shape(inputs)[0]
+            return [ops.zeros((batch, size), dtype=dtype) for size in self.state_size]
+        expected, received = self.states[0].shape[0], inputs.shape[0]
+        if received is not None and received != expected:
+            raise ValueError(
+                f"Stateful layer {self.name!r} holds states for a batch of {expected}; it "
+                f"received a batch of {received} (inputs shape {tuple(inputs.shape)})."
+            )
+        # Read before the loop, like the weights, so the loop body holds tensors only.
+        return [ops.cast(variable, dtype) for variable in self.states]
+
+    def call(self, inputs, mask=None, initial_state=None, training=False):
+        cell = self.cell
+        if training and cell.dropout > 0:
+            inputs = inputs * ops.expand_dims(cell.get_dropout_mask(inputs[:, 0, :]), 1)
+        projected = cell.project_inputs(inputs)
+        states = self._initial_states(inputs, initial_state, projected.dtype)
         recurrent_mask = None
-        if training and self.recurrent_dropout > 0:
-            recurrent_mask = self._dropout_mask(states[0], self.recurrent_dropout)
+        if training and cell.recurrent_dropout > 0:
+            recurrent_mask = cell.get_recurrent_dropout_mask(states[0])
+        # One mask per sequence: the next call draws new ones.
+        cell.reset_dropout_mask()
+        cell.reset_recurrent_dropout_mask()
         options = dict(
             mask=mask,
             go_backwards=self.go_backwards,
@@ -260,11 +352,11 @@ class RecurrentLayer(keras.layers.Layer):
         # known in graph mode, so `training` decides; the saving forward measured only
         # 1-3% slower than the plain one (B=32, T=64, H=512), so a gradient taken with
         # training=False stays correct through autodiff, just slower.
-        fast = self.fast_cell() if training and self.fast_backward else None
+        fast = cell.fast_cell() if training and self.fast_backward else None
         if fast is not None:
-            cell, recurrent_kernel, recurrent_bias = fast
+            cell_name, recurrent_kernel, recurrent_bias = fast
             last, sequence, final_states = fast_recurrence(
-                cell,
+                cell_name,
                 projected,
                 states,
                 recurrent_kernel,
@@ -274,8 +366,13 @@ class RecurrentLayer(keras.layers.Layer):
             )
         else:
             last, sequence, final_states = run_recurrence(
-                self.make_step(recurrent_mask), projected, states, **options
+                cell.make_step(recurrent_mask), projected, states, **options
             )
+        if mask is not None and (initial_state is not None or self.stateful):
+            last, sequence = zero_outputs_before_first_step(mask, last, sequence, self.go_backwards)
+        if self.stateful:
+            for variable, state in zip(self.states, final_states):
+                variable.assign(ops.cast(state, variable.dtype))
         output = sequence if self.return_sequences else last
         if self.return_state:
             return [output] + final_states
@@ -298,21 +395,19 @@ class RecurrentLayer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        # The cell's arguments are the layer's own constructor arguments (flat, as before
+        # layers held cells), so configs from older nlpkit versions still load.
+        cell_config = self.cell.get_config()
+        for key in ("name", "trainable", "dtype"):
+            cell_config.pop(key, None)
+        config.update(cell_config)
         config.update(
             {
-                "units": self.units,
                 "return_sequences": self.return_sequences,
                 "return_state": self.return_state,
                 "go_backwards": self.go_backwards,
-                "dropout": self.dropout,
-                "recurrent_dropout": self.recurrent_dropout,
+                "stateful": self.stateful,
                 "zero_output_for_mask": self.zero_output_for_mask,
-                "seed": self.seed,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "fast_backward": self.fast_backward,
             }
         )

@@ -1,44 +1,30 @@
 """Fully-connected (Elman) recurrent layer with a loop that converts to TFLite."""
 
 import keras
-from keras import ops
 
-from nlpkit.layers.recurrent import RecurrentLayer, read_weight
+from nlpkit.layers.cells import SimpleRNNCell
+from nlpkit.layers.recurrent import RecurrentLayer, split_cell_arguments
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
 class SimpleRNN(RecurrentLayer):
     """Elman RNN, ``h_t = activation(x_t W + h_{t-1} U + b)``, laid out like Keras'.
 
+    Runs an `nlpkit.layers.SimpleRNNCell` (``self.cell``).
+
     Args:
         units: int, size of the hidden state.
-        **kwargs: see `nlpkit.layers.recurrent.RecurrentLayer` (activation, use_bias,
-            initializers, dropout, ...).
+        **kwargs: cell arguments (activation, use_bias, initializers, dropout,
+            recurrent_dropout, seed, layer_norm: see `nlpkit.layers.cells.RecurrentCell`) and
+            layer arguments (return_sequences, return_state, go_backwards, stateful,
+            zero_output_for_mask, fast_backward: see
+            `nlpkit.layers.recurrent.RecurrentLayer`).
 
     Example:
         >>> nlpkit.layers.SimpleRNN(8)(np.zeros((3, 4, 5), "float32")).shape
         (3, 8)
     """
 
-    def build(self, input_shape):
-        self.add_recurrent_weights(input_shape[-1], gates=1)
-
-    def project_inputs(self, inputs):
-        projected = ops.matmul(inputs, self.kernel)
-        return projected + self.bias if self.use_bias else projected
-
-    def make_step(self, recurrent_dropout_mask):
-        recurrent_kernel = read_weight(self.recurrent_kernel)
-        activation = self.activation
-
-        def step(x_t, states):
-            h = states[0]
-            h_in = h if recurrent_dropout_mask is None else h * recurrent_dropout_mask
-            return [activation(x_t + ops.matmul(h_in, recurrent_kernel))]
-
-        return step
-
-    def fast_cell(self):
-        if self.activation is not keras.activations.tanh:
-            return None
-        return "simple_rnn", read_weight(self.recurrent_kernel), None
+    def __init__(self, units, **kwargs):
+        cell_kwargs, kwargs = split_cell_arguments(kwargs)
+        super().__init__(SimpleRNNCell(units, name="simple_rnn_cell", **cell_kwargs), **kwargs)
