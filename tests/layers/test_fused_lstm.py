@@ -323,6 +323,8 @@ def test_outside_an_export_the_layer_runs_its_own_loop():
         ({"recurrent_activation": "hard_sigmoid"}, (1, None, 4), False, "recurrent_activation"),
         ({}, (None, None, 4), False, "batch size is not static"),
         ({}, (2, None, 4), True, "masked inputs need batch 1"),
+        ({"layer_norm": True}, (1, None, 4), False, "layer_norm=True"),
+        ({"stateful": True}, (1, None, 4), False, "stateful"),
     ],
 )
 def test_layers_that_cannot_be_fused_keep_the_loop_and_say_why(options, input_shape, masked, reason):
