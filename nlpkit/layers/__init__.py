@@ -1,5 +1,6 @@
 """Keras layers for recurrent NLP."""
 
+from nlpkit.layers.bidirectional import Bidirectional
 from nlpkit.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from nlpkit.layers.crf import CRF, CRFModel, allowed_transitions
 from nlpkit.layers.gru import GRU

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from nlpkit.layers import MaskedPooling, recurrent_layer
+from nlpkit.layers import Bidirectional, MaskedPooling, recurrent_layer
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
@@ -56,7 +56,7 @@ class ClassifierMember(keras.layers.Layer):
                 name=f"{cell}_{index}",
             )
             if bidirectional:
-                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{index}")
+                layer = Bidirectional(layer, name=f"bidirectional_{index}")
             self.encoder_layers.append(layer)
             if not last:
                 self.between_dropouts.append(keras.layers.Dropout(dropout, name=f"dropout_{index}"))
