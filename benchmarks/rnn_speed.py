@@ -171,18 +171,19 @@ def time_calls(function, repeats, warmup, min_seconds):
     """Calls ``function`` ``warmup`` times, then times ``repeats`` repeats of it."""
     for _ in range(warmup):
         function()
-    seconds = []
-    for _ in range(repeats):
-        calls = 0
-        started = time.perf_counter()
-        while True:
-            function()
-            calls += 1
-            elapsed = time.perf_counter() - started
-            if elapsed >= min_seconds:
-                break
-        seconds.append(elapsed / calls)
-    return Timing(seconds)
+    return Timing([seconds_per_call(function, min_seconds)[0] for _ in range(repeats)])
+
+
+def seconds_per_call(function, min_seconds):
+    """Calls ``function`` until ``min_seconds`` pass; wall and process-CPU seconds per call."""
+    calls = 0
+    started, started_cpu = time.perf_counter(), time.process_time()
+    while True:
+        function()
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_seconds:
+            return elapsed / calls, (time.process_time() - started_cpu) / calls
 
 
 def random_batches(shape, seed):
@@ -432,16 +433,9 @@ def time_interleaved(functions, repeats, warmup, min_seconds):
     cpu = [[] for _ in functions]
     for _ in range(repeats):
         for index, function in enumerate(functions):
-            calls = 0
-            started, started_cpu = time.perf_counter(), time.process_time()
-            while True:
-                function()
-                calls += 1
-                elapsed = time.perf_counter() - started
-                if elapsed >= min_seconds:
-                    break
-            wall[index].append(elapsed / calls)
-            cpu[index].append((time.process_time() - started_cpu) / calls)
+            wall_seconds, cpu_seconds = seconds_per_call(function, min_seconds)
+            wall[index].append(wall_seconds)
+            cpu[index].append(cpu_seconds)
     return [(Timing(w), Timing(c)) for w, c in zip(wall, cpu)]
 
 
