@@ -2,6 +2,8 @@
 
 import keras
 
+from nlpkit.layers.export_context import portable_trace
+
 
 def write_saved_model(path, model, endpoints, track=()):
     """Writes ``model`` as a TF SavedModel with the given named endpoints.
@@ -19,11 +21,13 @@ def write_saved_model(path, model, endpoints, track=()):
         ...                   {"serving_default": model.serving_endpoint(tokenizer, labels)},
         ...                   track=[tokenizer])
     """
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    for resource in track:
-        archive.track(resource)
-    for name, (function, signature) in endpoints.items():
-        archive.add_endpoint(name, function, input_signature=signature)
-    archive.write_out(str(path), verbose=False)
+    # Traced without cuDNN kernels, so a SavedModel written on a GPU machine serves anywhere.
+    with portable_trace():
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        for resource in track:
+            archive.track(resource)
+        for name, (function, signature) in endpoints.items():
+            archive.add_endpoint(name, function, input_signature=signature)
+        archive.write_out(str(path), verbose=False)
     return path

@@ -29,6 +29,10 @@ from keras import ops
 # cells that are instances of this class, and it is not exported under `keras.layers`.
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
+# The backend's whole-sequence LSTM/GRU kernels (cuDNN under TensorFlow on a GPU), which the
+# stock Keras layers call the same way; they raise NotImplementedError where they cannot run.
+from keras.src import backend as keras_backend
+
 from nlpkit.layers.recurrent import read_weight
 
 # The epsilon of `keras.layers.LayerNormalization`; it keeps an all-equal projection (e.g.
@@ -208,6 +212,16 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         """
         return None
 
+    def cudnn_recurrence(self, inputs, states, mask, go_backwards, return_sequences):
+        """The whole sequence through the backend's fused kernel (cuDNN on a GPU).
+
+        Returns ``(last_output, sequence, final_states)`` like
+        `nlpkit.layers.recurrent.run_recurrence`, or raises ``NotImplementedError`` where
+        the kernel cannot run this cell (no GPU, SimpleRNN, layer normalisation, other
+        activations, GRU with ``reset_after=False``); the layer then runs its own loop.
+        """
+        raise NotImplementedError
+
     def call(self, inputs, states, training=False):
         states = list(states) if isinstance(states, (list, tuple)) else [states]
         if training and self.dropout > 0:
@@ -360,6 +374,17 @@ class LSTMCell(RecurrentCell):
 
         return step
 
+    def cudnn_recurrence(self, inputs, states, mask, go_backwards, return_sequences):
+        if self.layer_norm:
+            raise NotImplementedError
+        last, sequence, final_states = keras_backend.lstm(
+            inputs, states[0], states[1], mask,
+            kernel=self.kernel, recurrent_kernel=self.recurrent_kernel, bias=self.bias,
+            activation=self.activation, recurrent_activation=self.recurrent_activation,
+            return_sequences=return_sequences, go_backwards=go_backwards,
+        )
+        return last, sequence, list(final_states)
+
     def fast_cell(self):
         if self.layer_norm or not self.uses_default_activations():
             return None
@@ -460,6 +485,17 @@ class GRUCell(RecurrentCell):
             return [z * h + (1.0 - z) * candidate]
 
         return step
+
+    def cudnn_recurrence(self, inputs, states, mask, go_backwards, return_sequences):
+        if self.layer_norm:
+            raise NotImplementedError
+        last, sequence, final_states = keras_backend.gru(
+            inputs, states[0], mask,
+            kernel=self.kernel, recurrent_kernel=self.recurrent_kernel, bias=self.bias,
+            activation=self.activation, recurrent_activation=self.recurrent_activation,
+            return_sequences=return_sequences, go_backwards=go_backwards, reset_after=self.reset_after,
+        )
+        return last, sequence, list(final_states)
 
     def fast_cell(self):
         if self.layer_norm or not self.uses_default_activations():

@@ -34,19 +34,19 @@ Everywhere else, the layer runs its own loop.
 """
 
 import contextlib
-import contextvars
 import dataclasses
 import uuid
 
 import keras
 import tensorflow as tf
 
+from nlpkit.layers.export_context import TFLITE_EXPORT
 from nlpkit.layers.recurrent import read_weight, run_recurrence
 
 LSTM_EXPORT_FORMS = ("auto", "fused", "while")
 FUSED_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 
-_EXPORT = contextvars.ContextVar("nlpkit_lstm_export", default=None)
+_EXPORT = TFLITE_EXPORT
 
 
 @dataclasses.dataclass

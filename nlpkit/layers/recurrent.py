@@ -15,12 +15,16 @@ recurrent layer in nlpkit splits its work the same way:
 Training (``training=True``) with the default activations and no layer normalisation
 runs the same loop through `nlpkit.layers.fast_backward`, whose hand-written backward
 pass replaces autodiff through the loop.
+
+On a GPU, LSTM and GRU layers whose configuration cuDNN supports run the backend's cuDNN
+kernel instead (``use_cudnn="auto"``), as the stock Keras layers do.
 """
 
 import keras
 import tensorflow as tf
 from keras import ops
 
+from nlpkit.layers.export_context import portable_trace_active
 from nlpkit.layers.fast_backward import fast_recurrence
 
 
@@ -182,6 +186,12 @@ class RecurrentLayer(keras.layers.Layer):
             ``keras.layers.Bidirectional`` when it returns sequences).
         fast_backward: bool, default True. Train through the hand-written backward pass
             where the cell has one (default activations, no layer normalisation).
+        use_cudnn: "auto" (default), True or False, as in Keras. "auto" runs the cuDNN
+            kernel when a GPU is visible and the configuration allows it (LSTM, or GRU
+            with ``reset_after=True``; default activations; no layer normalisation; no
+            recurrent dropout while training; masked sequences returned in full only
+            with ``zero_output_for_mask``, because cuDNN zeroes padded outputs) and the
+            nlpkit loop otherwise; True raises where it cannot; False never uses it.
         **kwargs: `keras.layers.Layer` arguments (name, dtype, trainable).
 
     Example:
@@ -213,9 +223,12 @@ class RecurrentLayer(keras.layers.Layer):
         stateful=False,
         zero_output_for_mask=False,
         fast_backward=True,
+        use_cudnn="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(f'`use_cudnn` must be "auto", True or False. Received: use_cudnn={use_cudnn!r}')
         for method in ("project_inputs", "make_step", "fast_cell", "get_initial_state"):
             if not callable(getattr(cell, method, None)):
                 raise ValueError(
@@ -231,6 +244,7 @@ class RecurrentLayer(keras.layers.Layer):
         self.stateful = stateful
         self.zero_output_for_mask = zero_output_for_mask
         self.fast_backward = bool(fast_backward)
+        self.use_cudnn = use_cudnn
         self.supports_masking = True
         self.input_spec = keras.InputSpec(ndim=3)
         self._set_states(None)
@@ -333,8 +347,12 @@ class RecurrentLayer(keras.layers.Layer):
         cell = self.cell
         if training and cell.dropout > 0:
             inputs = inputs * ops.expand_dims(cell.get_dropout_mask(inputs[:, 0, :]), 1)
+        states = self._initial_states(inputs, initial_state, inputs.dtype)
+        result = self._cudnn_call(inputs, states, mask, training)
+        if result is not None:
+            cell.reset_dropout_mask()
+            return self._finish(*result, mask, initial_state)
         projected = cell.project_inputs(inputs)
-        states = self._initial_states(inputs, initial_state, projected.dtype)
         recurrent_mask = None
         if training and cell.recurrent_dropout > 0:
             recurrent_mask = cell.get_recurrent_dropout_mask(states[0])
@@ -368,6 +386,31 @@ class RecurrentLayer(keras.layers.Layer):
             last, sequence, final_states = run_recurrence(
                 cell.make_step(recurrent_mask), projected, states, **options
             )
+        return self._finish(last, sequence, final_states, mask, initial_state)
+
+    def _cudnn_call(self, inputs, states, mask, training):
+        """``(last, sequence, states)`` from the cuDNN kernel, or None to run the loop."""
+        cell = self.cell
+        usable = (
+            self.use_cudnn in ("auto", True)
+            and not portable_trace_active()
+            and not (training and cell.recurrent_dropout > 0)
+            and (mask is None or self.zero_output_for_mask or not self.return_sequences)
+        )
+        if usable:
+            try:
+                return cell.cudnn_recurrence(inputs, states, mask, self.go_backwards, self.return_sequences)
+            except NotImplementedError:
+                pass
+        if self.use_cudnn is True:
+            raise ValueError(
+                f"Layer {self.name!r} has use_cudnn=True, but cuDNN cannot run it here (it needs "
+                "a GPU, an LSTM or a GRU with reset_after=True, default activations, no layer "
+                "normalisation and no recurrent dropout). Pass use_cudnn='auto' to fall back."
+            )
+        return None
+
+    def _finish(self, last, sequence, final_states, mask, initial_state):
         if mask is not None and (initial_state is not None or self.stateful):
             last, sequence = zero_outputs_before_first_step(mask, last, sequence, self.go_backwards)
         if self.stateful:
@@ -409,6 +452,7 @@ class RecurrentLayer(keras.layers.Layer):
                 "stateful": self.stateful,
                 "zero_output_for_mask": self.zero_output_for_mask,
                 "fast_backward": self.fast_backward,
+                "use_cudnn": self.use_cudnn,
             }
         )
         return config
