@@ -14,6 +14,12 @@ from nlpkit.errors import NlpkitError
 
 RECIPE_GROUP = "nlpkit.recipes"
 
+# Tasks `nlpkit export` rebuilds, and the manifest fields a rebuilt bundle keeps.
+EXPORTABLE_TASKS = {
+    "text_classification": ("metrics", "config", "raw_labels"),
+    "sequence_tagging": ("metrics", "config", "tag_scheme", "output_scheme"),
+}
+
 
 def recipes():
     """Registered recipes: task name -> entry point (``main(argv)`` of the recipe module)."""
@@ -48,9 +54,10 @@ def build_parser():
     export.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
                         help="also write model.int8.tflite (default: yes)")
 
-    predict = commands.add_parser("predict", help="classify texts given as arguments or as lines on stdin")
+    predict = commands.add_parser("predict", help="classify or tag texts given as arguments or as lines on stdin")
     predict.add_argument("bundle")
-    predict.add_argument("texts", nargs="*", help="texts to classify; none (or '-') reads stdin lines")
+    predict.add_argument("texts", nargs="*", help="texts to classify or tag (a tagger splits them at spaces); "
+                                                  "none (or '-') reads stdin lines")
     predict.add_argument("--format", choices=("tflite", "keras", "saved_model"), default="tflite")
     predict.add_argument("--int8", action="store_true", help="use model.int8.tflite")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -96,14 +103,18 @@ def run_evaluate(args):
 def run_export(args):
     from nlpkit.export import write_bundle
     from nlpkit.models import load_keras_model
-    from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
+    from nlpkit.manifest import bundle_file, read_manifest
     from nlpkit.text import load_graph_tokenizer, load_tokenizer
 
-    manifest = read_manifest(args.bundle, task="text_classification")
+    manifest = read_manifest(args.bundle)
+    if manifest.get("task") not in EXPORTABLE_TASKS:
+        raise NlpkitError(
+            f"{args.bundle}: bundle task is {manifest.get('task')!r}; export knows {list(EXPORTABLE_TASKS)}"
+        )
     model = load_keras_model(bundle_file(args.bundle, manifest, "keras"))
     assets = bundle_file(args.bundle, manifest, "assets")
     twin = load_tokenizer(assets)
-    kept = {key: manifest[key] for key in ("metrics", "config", "raw_labels") if key in manifest}
+    kept = {key: manifest[key] for key in EXPORTABLE_TASKS[manifest["task"]] if key in manifest}
     write_bundle(args.bundle, task=manifest["task"], model=model, tokenizer=twin,
                  graph_tokenizer=load_graph_tokenizer(assets), label_names=manifest["labels"],
                  int8=args.int8, metadata=kept)
@@ -119,12 +130,31 @@ def run_predict(args):
         # Bytes in, replacement characters for invalid UTF-8: a stray byte must not stop a batch.
         texts = [line.decode("utf-8", "replace").rstrip("\r\n") for line in sys.stdin.buffer]
     predictor = load_predictor(args.bundle, format=args.format, precision="int8" if args.int8 else "float32")
+    tagger = getattr(predictor, "task", None) == "sequence_tagging"
     for text, prediction in zip(texts, predictor.predict(texts)):
-        if args.json:
+        if tagger:
+            _print_tagged(text, prediction, args.json)
+        elif args.json:
             print(json.dumps({"text": text, "label": prediction.label, "scores": prediction.scores}, ensure_ascii=False))
         else:
             print(f"{prediction.label}\t{prediction.scores[prediction.label]:.4f}\t{_preview(text)}")
     return 0
+
+
+def _print_tagged(text, prediction, as_json):
+    """One line per text: the tokens with entities marked ``[TYPE words]``, or a JSON record."""
+    if as_json:
+        entities = [
+            {"type": entity.type, "start": entity.start, "end": entity.end, "text": entity.text}
+            for entity in prediction.entities
+        ]
+        record = {"text": text, "tokens": prediction.tokens, "tags": prediction.tags, "entities": entities}
+        print(json.dumps(record, ensure_ascii=False))
+        return
+    pieces = list(prediction.tokens)
+    for entity in reversed(prediction.entities):
+        pieces[entity.start : entity.end] = [f"[{entity.type} {entity.text}]"]
+    print(" ".join(pieces))
 
 
 def _preview(text, limit=100):

@@ -1,5 +1,6 @@
 """Keras layers for recurrent NLP."""
 
+from nlpkit.layers.char_embedding import CASINGS, CasingFeatures, CharacterCNN, character_classes
 from nlpkit.layers.crf import CRF, CRFModel, allowed_transitions
 from nlpkit.layers.gru import GRU
 from nlpkit.layers.lstm import LSTM
