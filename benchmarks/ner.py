@@ -24,17 +24,22 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# The recipe settings this benchmark measures (see README for where they come from).
+# The recipe settings this benchmark measures. Architecture and optimiser follow the
+# literature (Lample et al. 2016; Ma & Hovy 2016; Reimers & Gurevych 2017: two BiLSTM layers
+# of 100 units, Nadam, gradient-norm clipping at 1, dropout 0.5, BIOES + CRF); the word
+# vectors are learned here from unlabelled text of registered data sets. Not tuned on test.
 RECIPE_FLAGS = [
     "--dataset", "conll2003",
-    "--pretrain-datasets", "conll2003",  # PPMI+SVD word vectors from the unlabelled train text
+    # PPMI+SVD word vectors from the unlabelled train text of CoNLL-2003, IMDB and PTB
+    # (about 8M tokens, ~40 s); their words join the vocabulary.
+    "--pretrain-datasets", "conll2003,imdb,ptb",
     "--tag-scheme", "BIOES",
     "--head", "crf",
     "--word-embedding-dim", "100",
     "--char-embedding-dim", "30",
     "--char-filters", "50",
     "--casing-dim", "8",
-    "--units", "200",
+    "--units", "100",
     "--num-layers", "2",
     "--dropout", "0.5",
     "--word-dropout", "0.05",
@@ -42,8 +47,9 @@ RECIPE_FLAGS = [
     "--optimizer", "nadam",
     "--learning-rate", "0.002",
     "--clipnorm", "1.0",
-    "--epochs", "40",
+    "--epochs", "50",
     "--patience", "6",
+    "--lr-decay-patience", "2",
     "--parity-sentences", "100000",  # parity over every test sentence, not a sample
 ]
 
@@ -75,7 +81,9 @@ def run(data_dir, output_dir, extra_flags=()):
         if not config.max_train_sentences
         else config.max_train_sentences,
         "training_seconds": metrics["training_seconds"],
+        "pretraining_seconds": metrics["pretraining_seconds"],
         "seconds_per_epoch": metrics["seconds_per_epoch"],
+        "epoch_seconds": metrics["epoch_seconds"],
         "epochs_run": metrics["epochs_run"],
         "valid_f1": round(100 * metrics["valid"]["f1"], 2),
         "test_f1": round(100 * metrics["test"]["f1"], 2),

@@ -18,6 +18,7 @@ import collections
 import dataclasses
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -87,6 +88,10 @@ class Config:
     learning_rate: float = 2e-3
     clipnorm: float = dataclasses.field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
     patience: int = dataclasses.field(default=4, metadata={"help": "epochs without a better valid span F1"})
+    lr_decay_patience: int = dataclasses.field(
+        default=2, metadata={"help": "multiply the learning rate by --lr-decay-factor after N epochs without a better valid span F1 (0: never)"}
+    )
+    lr_decay_factor: float = 0.5
     seed: int = 1234
     # Output.
     output_dir: str = "saved_models/ner"
@@ -337,8 +342,29 @@ def parity_sentences(rows, limit, long_length=500):
 # -------------------------------------------------------------------------------------------------
 
 
+def epoch_timer():
+    """A Keras callback whose ``seconds`` lists the wall time of every epoch (validation included)."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+            self._began = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._began = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._began)
+
+    return EpochTimer()
+
+
 def train(config):
     """Trains, evaluates and exports; returns the bundle path."""
+    import keras
+
     from nlpkit.data import tagging_dataset
     from nlpkit.export import tagger_parity, update_manifest, write_bundle
     from nlpkit.metrics import format_span_report
@@ -353,6 +379,7 @@ def train(config):
         raise ValueError("the training split is empty")
     started = time.perf_counter()
     pretrained_words, pretrained_vectors = word_vectors(config)
+    pretraining_seconds = time.perf_counter() - started
     tokenizer = build_tokenizer(config, splits["train"], pretrained_words)
     tags = scheme_tags(entity_types(splits["train"], splits["valid"]), config.tag_scheme)
     print(f"train {len(splits['train'])}  valid {len(splits['valid'])}  test {len(splits['test'])} sentences  "
@@ -371,19 +398,32 @@ def train(config):
 
     valid_rows = splits["valid"] or splits["train"]
     work_dir = Path(config.output_dir).with_name(Path(config.output_dir).name + ".work")
+    callbacks = standard_callbacks(work_dir, monitor="val_span_f1", mode="max", patience=config.patience)
+    timer = epoch_timer()
+    callbacks.append(timer)
+    if config.lr_decay_patience > 0:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_span_f1", mode="max", factor=config.lr_decay_factor,
+                patience=config.lr_decay_patience, min_delta=1e-4, verbose=1,
+            )
+        )
     history = model.fit(
         dataset(splits["train"], shuffle=True),
         validation_data=dataset(valid_rows, shuffle=False),
         epochs=config.epochs,
         shuffle=False,  # the tf.data pipeline shuffles; Keras cannot shuffle a dataset
-        callbacks=standard_callbacks(work_dir, monitor="val_span_f1", mode="max", patience=config.patience),
+        callbacks=callbacks,
         verbose=2 if not sys.stdout.isatty() else 1,
     )
     training_seconds = time.perf_counter() - started
     epochs_run = len(history.history["loss"])
     metrics = {
         "training_seconds": round(training_seconds, 1),
-        "seconds_per_epoch": round(training_seconds / max(epochs_run, 1), 1),
+        "pretraining_seconds": round(pretraining_seconds, 1),
+        "epoch_seconds": [round(seconds, 1) for seconds in timer.seconds],
+        # The median: the first epoch also traces the graphs, which costs a few seconds.
+        "seconds_per_epoch": round(statistics.median(timer.seconds), 1) if timer.seconds else 0.0,
         "epochs_run": epochs_run,
         "best_valid_span_f1_in_fit": round(float(max(history.history["val_span_f1"])), 4),
     }

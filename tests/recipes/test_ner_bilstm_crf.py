@@ -49,6 +49,7 @@ def test_main_writes_a_full_bundle(trained_ner):
 def test_metrics_are_conlleval_reports_and_the_model_learned(ner_bundle):
     metrics = json.loads((ner_bundle / "nlpkit.json").read_text())["metrics"]
     assert 1 <= metrics["epochs_run"] <= 12 and metrics["training_seconds"] > 0
+    assert len(metrics["epoch_seconds"]) == metrics["epochs_run"] and metrics["seconds_per_epoch"] > 0
     for split in ("valid", "test"):
         assert REPORT_KEYS <= set(metrics[split])
         assert set(metrics[split]["per_type"]) == {"LOC", "MISC", "ORG", "PER"}
