@@ -37,14 +37,16 @@ def build_parser():
     train.add_argument("task", nargs="?", help=f"one of: {', '.join(sorted(recipes())) or '(none installed)'}")
     train.add_argument("recipe_args", nargs=argparse.REMAINDER)
 
-    evaluate = commands.add_parser("evaluate", help="score a bundle on a labelled TSV/CSV file or data set")
+    evaluate = commands.add_parser("evaluate", help="score a bundle on a labelled TSV/CSV or CoNLL file, or a data set")
     evaluate.add_argument("bundle")
     source = evaluate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="TSV/CSV file with a text and a label column")
-    source.add_argument("--dataset", help="registered data set name, e.g. sst2")
+    source.add_argument("--data", help="TSV/CSV file with a text and a label column (a tagger: a CoNLL file)")
+    source.add_argument("--dataset", help="registered data set name, e.g. sst2 or conll2003")
     evaluate.add_argument("--split", default="test", help="split of --dataset (default: test)")
     evaluate.add_argument("--text-column", default="sentence")
     evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("--token-column", type=int, default=0, help="a tagger's CoNLL token column")
+    evaluate.add_argument("--tag-column", type=int, default=-1, help="a tagger's CoNLL tag column (-1: last)")
     evaluate.add_argument("--format", choices=("tflite", "keras", "saved_model"), default="tflite")
     evaluate.add_argument("--int8", action="store_true", help="use model.int8.tflite")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -82,6 +84,8 @@ def run_evaluate(args):
     from nlpkit.metrics import classification_report, format_report
     from nlpkit.serving import load_predictor
 
+    if read_manifest(args.bundle).get("task") == "sequence_tagging":
+        return _evaluate_tagger(args)
     manifest = read_manifest(args.bundle, task="text_classification")
     if args.data:
         rows = read_classification(args.data, text_column=args.text_column, label_column=args.label_column)
@@ -97,6 +101,27 @@ def run_evaluate(args):
     predicted = [manifest["labels"].index(p.label) for p in predictor.predict([row.text for row in rows])]
     report = classification_report([index[row.label] for row in rows], predicted, manifest["labels"])
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _evaluate_tagger(args):
+    """conlleval span F1 (overall and per type) of a tagger bundle on tagged sentences."""
+    from nlpkit.data import load, read_conll
+    from nlpkit.manifest import read_manifest
+    from nlpkit.metrics import format_span_report
+    from nlpkit.metrics.span_f1 import span_f1
+    from nlpkit.serving import load_predictor
+
+    manifest = read_manifest(args.bundle, task="sequence_tagging")
+    scheme = manifest["output_scheme"]
+    if args.data:
+        rows = read_conll(args.data, token_column=args.token_column, tag_column=args.tag_column, tag_scheme=scheme)
+    else:
+        rows = load(args.dataset, args.split, tag_scheme=scheme)
+    predictor = load_predictor(args.bundle, format=args.format, precision="int8" if args.int8 else "float32")
+    predicted = [p.tags for p in predictor.predict_tokens([row.tokens for row in rows])]
+    report = span_f1([row.tags for row in rows], predicted, scheme=scheme)
+    print(json.dumps(report, indent=2) if args.json else format_span_report(report))
     return 0
 
 

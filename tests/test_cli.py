@@ -331,15 +331,6 @@ def test_predict_json_for_a_tagger_in_every_format(ner_bundle, capsys, form):
             assert record["tags"][entity["start"]] == f"B-{entity['type']}"
 
 
-def test_tagger_formats_agree(ner_bundle, capsys, ner_test_sentences):
-    texts = [" ".join(sentence.tokens) for sentence in ner_test_sentences[:15]]
-    outputs = {}
-    for form in ("tflite", "keras", "saved_model"):
-        assert cli.main(["predict", str(ner_bundle), "--format", form, *texts]) == 0
-        outputs[form] = capsys.readouterr().out
-    assert outputs["tflite"] == outputs["keras"] == outputs["saved_model"]
-
-
 def test_predict_tagger_reads_stdin(ner_bundle):
     result = run_cli_subprocess("predict", ner_bundle, "--json", stdin=b"Oslo \xff\n\nMaria Keller\r\n")
     assert result.returncode == 0, result.stderr.decode()
@@ -360,11 +351,31 @@ def test_predict_with_a_broken_tagger_bundle(ner_bundle_copy, capsys):
     )
 
 
-def test_evaluate_refuses_a_tagger_bundle(ner_bundle, capsys):
-    data = sample_path("sentiment_test.tsv")
+def test_evaluate_a_tagger_on_a_conll_file_matches_the_recipe(ner_bundle, capsys):
+    # The TFLite tags equal the Keras tags (parity), so the report equals the recipe's.
+    data = sample_path("ner_test.txt")
+    assert cli.main(["evaluate", str(ner_bundle), "--data", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    recipe_report = read_manifest(ner_bundle)["metrics"]["test"]
+    assert report == recipe_report
+    assert cli.main(["evaluate", str(ner_bundle), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "processed 851 tokens with 124 entities" in out and "overall" in out
+
+
+def test_evaluate_a_tagger_on_other_columns_and_bad_files(ner_bundle, tmp_path, capsys):
+    data = tmp_path / "four.conll"
+    data.write_text("Maria NNP B-NP B-PER\nKeller NNP I-NP I-PER\nflew VBD B-VP O\n", encoding="utf-8")
+    assert cli.main(["evaluate", str(ner_bundle), "--data", str(data), "--tag-column", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_tokens"] == 3
+    assert_clean_error(
+        cli.main(["evaluate", str(ner_bundle), "--data", str(data), "--tag-column", "1"]), capsys.readouterr().err,
+        f"{data}:1", "'NNP'", command="evaluate",
+    )
+    data.write_text("Maria B-PER\nKeller E-PER\n", encoding="utf-8")
     assert_clean_error(
         cli.main(["evaluate", str(ner_bundle), "--data", str(data)]), capsys.readouterr().err,
-        "'sequence_tagging'", command="evaluate",
+        f"{data}:2", "not a BIO tag", command="evaluate",
     )
 
 
