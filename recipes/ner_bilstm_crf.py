@@ -111,7 +111,7 @@ def load_splits(config):
     ``<B|I|E|S>-<type>`` while reading (a malformed line fails with its file and line);
     with ``data_scheme="auto"`` the scheme is then read off the training tags.
     """
-    from nlpkit.text.tag_schemes import detect_scheme, normalize_scheme, validate_tags
+    from nlpkit.text.tag_schemes import TagSchemeError, detect_scheme, normalize_scheme, validate_tags
 
     check_scheme = "BIOES" if config.data_scheme.lower() == "auto" else normalize_scheme(config.data_scheme)
     options = {
@@ -135,9 +135,15 @@ def load_splits(config):
         splits["train"] = splits["train"][: config.max_train_sentences]
     if config.data_scheme.lower() == "auto":
         scheme = detect_scheme(sentence.tags for sentence in splits["train"])
-        for rows in splits.values():
-            for sentence in rows:
-                validate_tags(sentence.tags, scheme)
+        for split, rows in splits.items():
+            for index, sentence in enumerate(rows):
+                try:
+                    validate_tags(sentence.tags, scheme)
+                except TagSchemeError as error:
+                    raise TagSchemeError(
+                        f"{split} sentence {index} ({' '.join(sentence.tokens[:8])} ...): {error}; the "
+                        f"training data reads as {scheme}, so pass --data-scheme if the files differ"
+                    ) from None
     else:
         scheme = check_scheme
     return splits, scheme

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from nlpkit.models import load_keras_model
+from nlpkit.models import load_keras_model, pad_tagging_batch
 from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import load_tokenizer
 
@@ -157,7 +157,7 @@ def tagger_parity(bundle_dir, token_lists, batch_size=64):
                 predicted[key].append([])
                 continue
             word_ids, char_ids = tokenizer.encode_tokens(tokens)
-            inputs = _tagging_inputs(word_ids, char_ids)
+            inputs = pad_tagging_batch([word_ids], [char_ids])
             once = np.array(runner(**inputs)["tags"][0])
             twice = np.array(runner(**inputs)["tags"][0])
             identical = identical and np.array_equal(once, twice)
@@ -180,11 +180,3 @@ def tagger_parity(bundle_dir, token_lists, batch_size=64):
         "token_agreement": {key: token_agreement(value) for key, value in predicted.items()},
         "repeat_identical": repeat_identical,
     }
-
-
-def _tagging_inputs(word_ids, char_ids):
-    width = max(len(chars) for chars in char_ids) or 1
-    chars = np.zeros((1, len(word_ids), width), np.int32)
-    for position, ids in enumerate(char_ids):
-        chars[0, position, : len(ids)] = ids
-    return {"word_ids": np.asarray([word_ids], np.int32), "char_ids": chars}

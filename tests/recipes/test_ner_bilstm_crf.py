@@ -155,6 +155,8 @@ def test_auto_scheme_detection_and_docstart(tmp_path):
     bioes = tmp_path / "bioes.txt"
     bioes.write_text("a B-PER\nb E-PER\nc S-LOC\n", encoding="utf-8")
     assert load_splits(Config(train_file=str(bioes), valid_file=str(bioes)))[1] == "BIOES"
+    with pytest.raises(ValueError, match=r"valid sentence 0 \(a b c \.\.\.\): tag 'E-PER'.*reads as IOB1"):
+        load_splits(Config(train_file=str(iob1), valid_file=str(bioes)))
 
 
 def test_config_defaults_train_on_the_embedded_sample():
