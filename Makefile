@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench setup clean
+.PHONY: demo demo-ner test bench bench-ner setup clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,20 @@ demo: $(STAMP)
 		"the plot is a dull , lifeless mess" \
 		""
 
+demo-ner: $(STAMP)
+	$(PY) -m recipes.ner_bilstm_crf --output-dir saved_models/ner
+	$(VENV)/bin/nlpkit predict saved_models/ner --format tflite \
+		"Maria Keller , the chief executive of Helios Bank , flew to Oslo on Monday ." \
+		""
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/sentiment.py --data-dir $${NLPKIT_DATA:-../shared/data}
 
+bench-ner: $(STAMP)
+	$(PY) benchmarks/ner.py --data-dir $${NLPKIT_DATA:-../shared/data}
+
 clean:
-	rm -rf $(VENV) saved_models/sentiment .pytest_cache
+	rm -rf $(VENV) saved_models/sentiment saved_models/ner .pytest_cache

@@ -14,6 +14,12 @@ from nlpkit.errors import NlpkitError
 
 RECIPE_GROUP = "nlpkit.recipes"
 
+# Tasks `nlpkit export` rebuilds, and the manifest fields a rebuilt bundle keeps.
+EXPORTABLE_TASKS = {
+    "text_classification": ("metrics", "config", "raw_labels"),
+    "sequence_tagging": ("metrics", "config", "tag_scheme", "output_scheme"),
+}
+
 
 def recipes():
     """Registered recipes: task name -> entry point (``main(argv)`` of the recipe module)."""
@@ -31,14 +37,16 @@ def build_parser():
     train.add_argument("task", nargs="?", help=f"one of: {', '.join(sorted(recipes())) or '(none installed)'}")
     train.add_argument("recipe_args", nargs=argparse.REMAINDER)
 
-    evaluate = commands.add_parser("evaluate", help="score a bundle on a labelled TSV/CSV file or data set")
+    evaluate = commands.add_parser("evaluate", help="score a bundle on a labelled TSV/CSV or CoNLL file, or a data set")
     evaluate.add_argument("bundle")
     source = evaluate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="TSV/CSV file with a text and a label column")
-    source.add_argument("--dataset", help="registered data set name, e.g. sst2")
+    source.add_argument("--data", help="TSV/CSV file with a text and a label column (a tagger: a CoNLL file)")
+    source.add_argument("--dataset", help="registered data set name, e.g. sst2 or conll2003")
     evaluate.add_argument("--split", default="test", help="split of --dataset (default: test)")
     evaluate.add_argument("--text-column", default="sentence")
     evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("--token-column", type=int, default=0, help="a tagger's CoNLL token column")
+    evaluate.add_argument("--tag-column", type=int, default=-1, help="a tagger's CoNLL tag column (-1: last)")
     evaluate.add_argument("--format", choices=("tflite", "keras", "saved_model"), default="tflite")
     evaluate.add_argument("--int8", action="store_true", help="use model.int8.tflite")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -48,9 +56,10 @@ def build_parser():
     export.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
                         help="also write model.int8.tflite (default: yes)")
 
-    predict = commands.add_parser("predict", help="classify texts given as arguments or as lines on stdin")
+    predict = commands.add_parser("predict", help="classify or tag texts given as arguments or as lines on stdin")
     predict.add_argument("bundle")
-    predict.add_argument("texts", nargs="*", help="texts to classify; none (or '-') reads stdin lines")
+    predict.add_argument("texts", nargs="*", help="texts to classify or tag (a tagger splits them at spaces); "
+                                                  "none (or '-') reads stdin lines")
     predict.add_argument("--format", choices=("tflite", "keras", "saved_model"), default="tflite")
     predict.add_argument("--int8", action="store_true", help="use model.int8.tflite")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -75,6 +84,8 @@ def run_evaluate(args):
     from nlpkit.metrics import classification_report, format_report
     from nlpkit.serving import load_predictor
 
+    if read_manifest(args.bundle).get("task") == "sequence_tagging":
+        return _evaluate_tagger(args)
     manifest = read_manifest(args.bundle, task="text_classification")
     if args.data:
         rows = read_classification(args.data, text_column=args.text_column, label_column=args.label_column)
@@ -93,17 +104,42 @@ def run_evaluate(args):
     return 0
 
 
+def _evaluate_tagger(args):
+    """conlleval span F1 (overall and per type) of a tagger bundle on tagged sentences."""
+    from nlpkit.data import load, read_conll
+    from nlpkit.manifest import read_manifest
+    from nlpkit.metrics import format_span_report
+    from nlpkit.metrics.entity_spans import span_f1
+    from nlpkit.serving import load_predictor
+
+    manifest = read_manifest(args.bundle, task="sequence_tagging")
+    scheme = manifest["output_scheme"]
+    if args.data:
+        rows = read_conll(args.data, token_column=args.token_column, tag_column=args.tag_column, tag_scheme=scheme)
+    else:
+        rows = load(args.dataset, args.split, tag_scheme=scheme)
+    predictor = load_predictor(args.bundle, format=args.format, precision="int8" if args.int8 else "float32")
+    predicted = [p.tags for p in predictor.predict_tokens([row.tokens for row in rows])]
+    report = span_f1([row.tags for row in rows], predicted, scheme=scheme)
+    print(json.dumps(report, indent=2) if args.json else format_span_report(report))
+    return 0
+
+
 def run_export(args):
     from nlpkit.export import write_bundle
     from nlpkit.models import load_keras_model
-    from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
+    from nlpkit.manifest import bundle_file, read_manifest
     from nlpkit.text import load_graph_tokenizer, load_tokenizer
 
-    manifest = read_manifest(args.bundle, task="text_classification")
+    manifest = read_manifest(args.bundle)
+    if manifest.get("task") not in EXPORTABLE_TASKS:
+        raise NlpkitError(
+            f"{args.bundle}: bundle task is {manifest.get('task')!r}; export knows {list(EXPORTABLE_TASKS)}"
+        )
     model = load_keras_model(bundle_file(args.bundle, manifest, "keras"))
     assets = bundle_file(args.bundle, manifest, "assets")
     twin = load_tokenizer(assets)
-    kept = {key: manifest[key] for key in ("metrics", "config", "raw_labels") if key in manifest}
+    kept = {key: manifest[key] for key in EXPORTABLE_TASKS[manifest["task"]] if key in manifest}
     write_bundle(args.bundle, task=manifest["task"], model=model, tokenizer=twin,
                  graph_tokenizer=load_graph_tokenizer(assets), label_names=manifest["labels"],
                  int8=args.int8, metadata=kept)
@@ -119,12 +155,31 @@ def run_predict(args):
         # Bytes in, replacement characters for invalid UTF-8: a stray byte must not stop a batch.
         texts = [line.decode("utf-8", "replace").rstrip("\r\n") for line in sys.stdin.buffer]
     predictor = load_predictor(args.bundle, format=args.format, precision="int8" if args.int8 else "float32")
+    tagger = getattr(predictor, "task", None) == "sequence_tagging"
     for text, prediction in zip(texts, predictor.predict(texts)):
-        if args.json:
+        if tagger:
+            _print_tagged(text, prediction, args.json)
+        elif args.json:
             print(json.dumps({"text": text, "label": prediction.label, "scores": prediction.scores}, ensure_ascii=False))
         else:
             print(f"{prediction.label}\t{prediction.scores[prediction.label]:.4f}\t{_preview(text)}")
     return 0
+
+
+def _print_tagged(text, prediction, as_json):
+    """One line per text: the tokens with entities marked ``[TYPE words]``, or a JSON record."""
+    if as_json:
+        entities = [
+            {"type": entity.type, "start": entity.start, "end": entity.end, "text": entity.text}
+            for entity in prediction.entities
+        ]
+        record = {"text": text, "tokens": prediction.tokens, "tags": prediction.tags, "entities": entities}
+        print(json.dumps(record, ensure_ascii=False))
+        return
+    pieces = list(prediction.tokens)
+    for entity in reversed(prediction.entities):
+        pieces[entity.start : entity.end] = [f"[{entity.type} {entity.text}]"]
+    print(" ".join(pieces))
 
 
 def _preview(text, limit=100):

@@ -1,9 +1,9 @@
-"""Shared fixtures: one tiny sentiment bundle, trained once per test session.
+"""Shared fixtures: one tiny sentiment bundle and one tiny NER bundle, each trained once per session.
 
-Training is the slow part of the export, lite, serving, CLI and recipe tests, so the recipe
-runs once on the embedded sample with tiny settings and every test reads (or copies) the
-resulting bundle. Tests that change a bundle must work on ``bundle_copy``, never on the
-shared one.
+Training is the slow part of the export, lite, serving, CLI and recipe tests, so each recipe
+runs once on its embedded sample with tiny settings and every test reads (or copies) the
+resulting bundle. Tests that change a bundle must work on ``bundle_copy`` (or
+``ner_bundle_copy``), never on the shared one.
 """
 
 import dataclasses
@@ -108,3 +108,53 @@ def long_text():
     """A 10,000-word text, far beyond the tokenizer's ``max_length``."""
     words = ("a", "gripping", "film", "and", "a", "dull", "script", ",")
     return " ".join(words[i % len(words)] for i in range(10_000))
+
+
+# The NER recipe's tiny settings: a few seconds of training on the embedded sample, enough
+# for the model to tag most sample entities right, so export parity compares real tags.
+TINY_NER_FLAGS = (
+    "--epochs", "12",
+    "--units", "16",
+    "--word-embedding-dim", "16",
+    "--char-embedding-dim", "8",
+    "--char-filters", "16",
+    "--casing-dim", "4",
+    "--batch-size", "16",
+    "--learning-rate", "0.01",
+    "--patience", "12",
+    "--parity-sentences", "60",
+)
+
+
+@pytest.fixture(scope="session")
+def trained_ner(tmp_path_factory):
+    """Trains the NER recipe once (embedded sample data, tiny model)."""
+    from recipes import ner_bilstm_crf
+
+    output = tmp_path_factory.mktemp("ner") / "bundle"
+    argv = [*TINY_NER_FLAGS, "--output-dir", str(output)]
+    exit_code = ner_bilstm_crf.main(argv)
+    return TrainedBundle(path=output, exit_code=exit_code, argv=argv)
+
+
+@pytest.fixture(scope="session")
+def ner_bundle(trained_ner):
+    """Path of the shared, read-only tiny NER bundle."""
+    return trained_ner.path
+
+
+@pytest.fixture
+def ner_bundle_copy(ner_bundle, tmp_path):
+    """A private copy of the shared NER bundle, for tests that rewrite or break it."""
+    copy = tmp_path / "ner_bundle"
+    shutil.copytree(ner_bundle, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def ner_test_sentences():
+    """The tagged sentences of the embedded NER sample's test split."""
+    from nlpkit.data import read_conll
+    from nlpkit.samples import sample_path
+
+    return read_conll(sample_path("ner_test.txt"))

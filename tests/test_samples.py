@@ -80,3 +80,60 @@ def test_unknown_sample_lists_available_names():
 def test_package_code_is_not_a_sample():
     with pytest.raises(FileNotFoundError):
         sample_path("__init__.py")
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedded NER sample
+# ---------------------------------------------------------------------------------------------
+
+NER_SENTENCES = {"train": 300, "valid": 60, "test": 60}
+
+
+@pytest.fixture(scope="module")
+def ner():
+    from nlpkit.data import read_conll
+
+    return {split: read_conll(sample_path(f"ner_{split}.txt"), tag_scheme="BIO") for split in NER_SENTENCES}
+
+
+def test_ner_files_are_available_and_end_with_one_newline():
+    for split in NER_SENTENCES:
+        path = sample_path(f"ner_{split}.txt")
+        assert path.name in available_samples()
+        text = path.read_text(encoding="utf-8")
+        assert text.endswith("\n") and not text.endswith("\n\n\n")
+        assert text.startswith("-DOCSTART- O\n\n")
+        for number, line in enumerate(text.split("\n"), start=1):
+            assert line == "" or len(line.split(" ")) == 2, f"{split}:{number}: {line!r}"
+
+
+def test_ner_sentence_counts_and_well_formed_bio(ner):
+    from nlpkit.text.tag_schemes import is_well_formed
+
+    for split, sentences in ner.items():
+        assert len(sentences) == NER_SENTENCES[split], split
+        assert all(is_well_formed(sentence.tags, "BIO") for sentence in sentences), split
+        types = {tag[2:] for sentence in sentences for tag in sentence.tags if tag != "O"}
+        assert types == {"PER", "LOC", "ORG", "MISC"}, split
+
+
+def test_ner_sentences_are_unique_across_files(ner):
+    seen = {}
+    for split, sentences in ner.items():
+        for index, sentence in enumerate(sentences):
+            text = " ".join(sentence.tokens)
+            assert text not in seen, f"{text!r} in {split} and {seen.get(text)}"
+            seen[text] = f"{split}:{index}"
+
+
+def test_ner_held_out_splits_have_unseen_names(ner):
+    train_words = {token for sentence in ner["train"] for token in sentence.tokens}
+    for split in ("valid", "test"):
+        unseen = {
+            token
+            for sentence in ner[split]
+            for token, tag in zip(sentence.tokens, sentence.tags)
+            if tag != "O" and token not in train_words
+        }
+        assert len(unseen) >= 10, (split, unseen)
+    assert any(not token.isascii() for sentence in ner["train"] for token in sentence.tokens)

@@ -30,6 +30,7 @@ from nlpkit.data.readers import (
 _LAZY = {
     "classification_dataset": "nlpkit.data.pipelines",
     "bucket_boundaries": "nlpkit.data.pipelines",
+    "tagging_dataset": "nlpkit.data.pipelines",
 }
 
 __getattr__ = lazy_attributes(globals(), _LAZY)

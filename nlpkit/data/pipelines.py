@@ -93,3 +93,82 @@ def _strip_padding(ids):
     # least one position so an empty text still yields a (fully masked) sequence.
     length = tf.maximum(tf.reduce_sum(tf.cast(ids != 0, tf.int32)), 1)
     return ids[:length]
+
+
+def tagging_dataset(
+    word_ids,
+    char_ids,
+    tag_ids,
+    batch_size=32,
+    shuffle=False,
+    seed=None,
+    num_buckets=8,
+):
+    """Builds a padded, length-bucketed ``({"word_ids", "char_ids"}, tag_ids)`` dataset.
+
+    The input of `nlpkit.models.SequenceTagger.fit`. Sentences of similar length are
+    batched together; word ids, character ids and tags are right-padded with 0 (word id 0
+    marks the padding the model masks; character padding is 0 too).
+
+    Args:
+        word_ids: list (per sentence) of lists of int.
+        char_ids: list (per sentence) of lists (per token) of lists of int.
+        tag_ids: list (per sentence) of lists of int, one per token.
+        batch_size: int, default 32.
+        shuffle: bool, default False. Shuffle sentences each epoch (before bucketing).
+        seed: optional int for the shuffle.
+        num_buckets: int, default 8. Number of length buckets (1 disables bucketing).
+
+    Example:
+        >>> dataset = tagging_dataset([[4, 5]], [[[3, 4], [5]]], [[1, 0]], batch_size=8)
+        >>> inputs, tags = next(iter(dataset))
+        >>> inputs["char_ids"].shape
+        TensorShape([1, 2, 2])
+    """
+    if not len(word_ids) == len(char_ids) == len(tag_ids):
+        raise ValueError(
+            f"word_ids, char_ids and tag_ids hold {len(word_ids)}, {len(char_ids)} and "
+            f"{len(tag_ids)} sentences; they must hold the same number."
+        )
+    for index, (words, chars, tags) in enumerate(zip(word_ids, char_ids, tag_ids)):
+        if not len(words) == len(chars) == len(tags):
+            raise ValueError(
+                f"sentence {index} has {len(words)} word ids, {len(chars)} character lists "
+                f"and {len(tags)} tags; they must match."
+            )
+    sentence_lengths = np.array([len(words) for words in word_ids], np.int64)
+    word_lengths = np.array([len(chars) for sentence in char_ids for chars in sentence], np.int64)
+
+    def flat(values, dtype):
+        values = list(values)
+        return np.fromiter(values, dtype, len(values))
+
+    words = tf.RaggedTensor.from_row_lengths(
+        flat((i for sentence in word_ids for i in sentence), np.int32), sentence_lengths
+    )
+    tags = tf.RaggedTensor.from_row_lengths(
+        flat((i for sentence in tag_ids for i in sentence), np.int32), sentence_lengths
+    )
+    chars = tf.RaggedTensor.from_nested_row_lengths(
+        flat((i for sentence in char_ids for token in sentence for i in token), np.int32),
+        [sentence_lengths, word_lengths],
+    )
+    dataset = tf.data.Dataset.from_tensor_slices((words, chars, tags))
+    dataset = dataset.map(
+        lambda w, c, t: ({"word_ids": w, "char_ids": c.to_tensor(default_value=0)}, t),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).cache()
+    if shuffle:
+        dataset = dataset.shuffle(min(len(word_ids), 100_000) or 1, seed=seed, reshuffle_each_iteration=True)
+    padded_shapes = ({"word_ids": [None], "char_ids": [None, None]}, [None])
+    if num_buckets > 1 and len(word_ids) > batch_size:
+        edges = bucket_boundaries(sentence_lengths, num_buckets)
+        dataset = dataset.bucket_by_sequence_length(
+            lambda inputs, _: tf.shape(inputs["word_ids"])[0],
+            bucket_boundaries=edges,
+            bucket_batch_sizes=[batch_size] * (len(edges) + 1),
+            padded_shapes=padded_shapes,
+        )
+    else:
+        dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes)
+    return dataset.prefetch(tf.data.AUTOTUNE)

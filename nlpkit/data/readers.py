@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from nlpkit.errors import DataFormatError
+from nlpkit.text.tag_schemes import TagSchemeError, normalize_scheme, parse_tag
 
 __all__ = [
     "LabelledText",
@@ -415,6 +416,7 @@ def read_conll(
     docstart: str | None = "-DOCSTART-",
     separator: str | None = None,
     valid_tags: Collection[str] | None = None,
+    tag_scheme: str | None = None,
 ) -> list[TaggedSentence]:
     """Reads a CoNLL-style column file: one token per line, blank lines between sentences.
 
@@ -430,6 +432,9 @@ def read_conll(
         docstart (str | None): document separator marker; ``None`` keeps such lines as tokens.
         separator (str | None): column separator; ``None`` splits on runs of whitespace.
         valid_tags (Collection[str] | None): when given, every tag must be in it.
+        tag_scheme (str | None): when given (``"BIO"``, ``"IOB1"`` or ``"BIOES"``), every tag
+            must be a tag of that scheme (``O`` or ``<prefix>-<type>`` with the scheme's
+            prefixes); transitions between tags are not checked.
 
     Returns:
         One :class:`TaggedSentence` per sentence, never an empty one.
@@ -437,7 +442,8 @@ def read_conll(
     Raises:
         FileNotFoundError: ``path`` does not exist.
         DataFormatError: inconsistent column count (expected and found count), column index out
-            of range, tag not in ``valid_tags`` or bad UTF-8, each with file and line.
+            of range, tag not in ``valid_tags`` or not of ``tag_scheme``, or bad UTF-8, each
+            with file and line.
 
     Example:
         >>> sentences = read_conll("conll2003/valid.txt")  # doctest: +SKIP
@@ -445,6 +451,9 @@ def read_conll(
         ['O', 'O']
     """
     path = Path(path)
+    if tag_scheme is not None:
+        tag_scheme = normalize_scheme(tag_scheme)
+    checked_tags: set[str] = set()
     sentences: list[TaggedSentence] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -491,6 +500,12 @@ def read_conll(
                 path=path,
                 line=line_number,
             )
+        if tag_scheme is not None and tag not in checked_tags:
+            try:
+                parse_tag(tag, tag_scheme)
+            except TagSchemeError as error:
+                raise DataFormatError(str(error), path=path, line=line_number) from None
+            checked_tags.add(tag)
         tokens.append(fields[token_column])
         tags.append(tag)
     flush()

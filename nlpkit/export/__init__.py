@@ -10,5 +10,5 @@ from nlpkit.export.tflite import (
     count_ops,
     convert,
 )
-from nlpkit.export.parity import classifier_parity
+from nlpkit.export.parity import classifier_parity, tagger_parity
 from nlpkit.export.streaming import STEP_SIGNATURE, StreamingStack

@@ -58,7 +58,8 @@ def write_bundle(
         output_dir: bundle directory, e.g. ``saved_models/sentiment``.
         task: task name stored in ``nlpkit.json`` (e.g. "text_classification").
         model: a trained nlpkit task model exposing ``serving_endpoint(tokenizer, labels)``
-            and ``tflite_endpoints()``.
+            (or ``serving_endpoints(tokenizer, labels)``, a dict of named signatures that
+            includes ``serving_default``) and ``tflite_endpoints()``.
         tokenizer: the pure-Python tokenizer twin (saved under ``assets/``).
         graph_tokenizer: the same tokenizer as a TensorFlow module (runs in the SavedModel).
         label_names: list of str class/tag names, or None.
@@ -83,7 +84,12 @@ def write_bundle(
     try:
         model.save(staging / KERAS_FILE)
         tokenizer_spec = save_tokenizer(tokenizer, staging / ASSETS_DIR)
-        serving = {"serving_default": model.serving_endpoint(graph_tokenizer, label_names)}
+        if hasattr(model, "serving_endpoints"):
+            # Models with several SavedModel signatures (a tagger's raw-text and
+            # pre-tokenized entry points) name them all.
+            serving = model.serving_endpoints(graph_tokenizer, label_names)
+        else:
+            serving = {"serving_default": model.serving_endpoint(graph_tokenizer, label_names)}
         write_saved_model(staging / SAVED_MODEL_DIR, model, serving, track=[graph_tokenizer])
         files = {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR, "assets": ASSETS_DIR}
         ops = {}

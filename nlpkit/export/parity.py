@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from nlpkit.models import load_keras_model
+from nlpkit.models import load_keras_model, pad_tagging_batch
 from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import load_tokenizer
 
@@ -100,3 +100,90 @@ def _pad(sequences):
     for row, sequence in enumerate(sequences):
         batch[row, : len(sequence)] = sequence
     return batch
+
+
+def tagger_parity(bundle_dir, token_lists, batch_size=64):
+    """Compares every exported form of a sequence tagger on pre-tokenized sentences.
+
+    The Keras model (``model.keras``, loaded with ``safe_mode=True``) tags ids from the
+    pure-Python tokenizer and is the reference. The SavedModel tags the same tokens through
+    ``tag_tokens`` and the sentences joined by spaces through ``serving_default`` (both
+    tokenize in the graph); each TFLite file tags one sentence at a time, every sentence
+    twice on the same interpreter to prove no state survives between calls. Tags are
+    compared as strings in the bundle's ``output_scheme``. Tokens must not contain
+    whitespace (``serving_default`` would split them).
+
+    Returns:
+        dict with ``num_sentences``, ``num_tokens``, and per form (relative to Keras)
+        ``sentence_agreement`` (fraction of sentences whose tags are all equal) and
+        ``token_agreement``, plus ``repeat_identical`` per TFLite file.
+
+    Example:
+        >>> report = tagger_parity("saved_models/ner", [s.tokens for s in test_sentences])
+        >>> report["sentence_agreement"]["tflite"]
+        1.0
+    """
+    from nlpkit.text.tag_schemes import convert_tags
+
+    bundle_dir = Path(bundle_dir)
+    token_lists = [list(tokens) for tokens in token_lists]
+    manifest = read_manifest(bundle_dir, task="sequence_tagging")
+    tokenizer = load_tokenizer(bundle_dir / ASSETS_DIR)
+    tags, scheme = manifest["labels"], manifest["tag_scheme"]
+    output_scheme = manifest["output_scheme"]
+
+    model = load_keras_model(bundle_file(bundle_dir, manifest, "keras"))
+    reference = model.predict_tags(token_lists, tokenizer, batch_size=batch_size)
+
+    serving = tf.saved_model.load(str(bundle_file(bundle_dir, manifest, "saved_model")))
+    predicted = {"saved_model_tokens": [], "saved_model_text": []}
+    for start in range(0, len(token_lists), batch_size):
+        chunk = token_lists[start : start + batch_size]
+        width = max([1] + [len(tokens) for tokens in chunk])
+        padded = [tokens + [""] * (width - len(tokens)) for tokens in chunk]
+        outputs = {
+            "saved_model_tokens": serving.signatures["tag_tokens"](tokens=tf.constant(padded, tf.string)),
+            "saved_model_text": serving.signatures["serving_default"](
+                text=tf.constant([" ".join(tokens) for tokens in chunk], tf.string)
+            ),
+        }
+        for key, output in outputs.items():
+            for row, tokens in enumerate(chunk):
+                predicted[key].append([tag.decode("utf-8") for tag in output["tags"].numpy()[row, : len(tokens)]])
+
+    repeat_identical = {}
+    for key in ("tflite", "tflite_int8"):
+        if key not in manifest["files"]:
+            continue
+        runner = Interpreter(
+            model_path=str(bundle_file(bundle_dir, manifest, key)), num_threads=1
+        ).get_signature_runner("tag")
+        predicted[key], identical = [], True
+        for tokens in token_lists:
+            if not tokens:
+                predicted[key].append([])
+                continue
+            word_ids, char_ids = tokenizer.encode_tokens(tokens)
+            inputs = pad_tagging_batch([word_ids], [char_ids])
+            once = np.array(runner(**inputs)["tags"][0])
+            twice = np.array(runner(**inputs)["tags"][0])
+            identical = identical and np.array_equal(once, twice)
+            predicted[key].append(convert_tags([tags[i] for i in once], scheme, output_scheme))
+        repeat_identical[key] = bool(identical)
+
+    num_tokens = sum(len(tokens) for tokens in token_lists)
+
+    def token_agreement(forms):
+        same = sum(a == b for ours, theirs in zip(forms, reference) for a, b in zip(ours, theirs))
+        return same / num_tokens if num_tokens else 1.0
+
+    return {
+        "num_sentences": len(token_lists),
+        "num_tokens": num_tokens,
+        "sentence_agreement": {
+            key: float(np.mean([ours == theirs for ours, theirs in zip(value, reference)])) if token_lists else 1.0
+            for key, value in predicted.items()
+        },
+        "token_agreement": {key: token_agreement(value) for key, value in predicted.items()},
+        "repeat_identical": repeat_identical,
+    }

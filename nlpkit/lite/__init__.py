@@ -1,5 +1,12 @@
 """On-device style runtime: numpy + ai-edge-litert + the standard library, no TensorFlow."""
 
-from nlpkit.lite.predictors import ClassPrediction, TextClassifierPredictor
+from nlpkit.lite.predictors import (
+    ClassPrediction,
+    Entity,
+    SequenceTaggerPredictor,
+    TagPrediction,
+    TextClassifierPredictor,
+    tag_prediction,
+)
 from nlpkit.lite.runtime import load_signature_runner
 from nlpkit.lite.streaming import StreamingRunner

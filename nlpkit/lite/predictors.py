@@ -5,9 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
+from nlpkit.errors import BundleError
 from nlpkit.lite.runtime import load_signature_runner
 from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
-from nlpkit.text.python_tokenizers import load_tokenizer
+from nlpkit.text.python_tokenizers import PythonTaggingTokenizer, load_tokenizer
+from nlpkit.text.tag_schemes import convert_tags, extract_spans
 
 _MODEL_KEYS = {"float32": "tflite", "int8": "tflite_int8"}
 
@@ -71,3 +73,107 @@ class TextClassifierPredictor:
                 )
             )
         return predictions
+
+
+@dataclasses.dataclass(frozen=True)
+class Entity:
+    """One entity found by a tagger: its type, token span (``end`` exclusive) and text."""
+
+    type: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TagPrediction:
+    """The tokens of one text, their tags and the entities those tags mark."""
+
+    tokens: list
+    tags: list
+    entities: list
+
+
+def tag_prediction(tokens, tags, scheme):
+    """A `TagPrediction` for ``tokens`` and their ``tags`` (in ``scheme``), entities included.
+
+    Example:
+        >>> tag_prediction(["Ann", "Lee", "ran"], ["B-PER", "I-PER", "O"], "BIO").entities
+        [Entity(type='PER', start=0, end=2, text='Ann Lee')]
+    """
+    tokens, tags = list(tokens), list(tags)
+    entities = [
+        Entity(type_, start, end, " ".join(tokens[start:end]))
+        for type_, start, end in extract_spans(tags, scheme)
+    ]
+    return TagPrediction(tokens=tokens, tags=tags, entities=entities)
+
+
+class SequenceTaggerPredictor:
+    """Tags texts with a tagger bundle's TFLite model; imports no TensorFlow.
+
+    A text is split into tokens at whitespace (punctuation stays attached, as in CoNLL
+    files: write ``"Smith ."`` to make the full stop a token); `predict_tokens` takes
+    tokens directly. Word and character ids come from the bundle's pure-Python tokenizer,
+    the model decodes the tags itself (Viterbi inside for a CRF), and the tags come back
+    in the bundle's ``output_scheme`` (the scheme of its training data). An empty text
+    gives no tokens and is not run through the model.
+
+    Args:
+        bundle_dir: a bundle written by the NER recipe (task "sequence_tagging").
+        precision: "float32" (default, ``model.tflite``) or "int8" (``model.int8.tflite``).
+        num_threads: int, default 1.
+
+    Example:
+        >>> predictor = SequenceTaggerPredictor("saved_models/ner")
+        >>> [(e.type, e.text) for e in predictor.predict("Maria Keller flew to Oslo .")[0].entities]
+        [('PER', 'Maria Keller'), ('LOC', 'Oslo')]
+    """
+
+    task = "sequence_tagging"
+
+    def __init__(self, bundle_dir, precision="float32", num_threads=1):
+        if precision not in _MODEL_KEYS:
+            raise ValueError(f"`precision` must be one of {sorted(_MODEL_KEYS)}. Received: {precision!r}")
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = read_manifest(self.bundle_dir, task=self.task)
+        self.tags = list(self.manifest["labels"])
+        self.scheme = self.manifest.get("tag_scheme", "BIO")
+        self.output_scheme = self.manifest.get("output_scheme", self.scheme)
+        self.tokenizer = load_tokenizer(self.bundle_dir / ASSETS_DIR)
+        if not isinstance(self.tokenizer, PythonTaggingTokenizer):
+            raise BundleError(
+                f"{self.bundle_dir}: a tagger bundle needs a 'tagging' tokenizer, found "
+                f"{type(self.tokenizer).__name__}."
+            )
+        model_path = bundle_file(self.bundle_dir, self.manifest, _MODEL_KEYS[precision])
+        self._tag = load_signature_runner(model_path, "tag", num_threads=num_threads)
+
+    def tag_ids(self, tokens):
+        """The model's tag ids (indices into ``self.tags``) of one token list, int32 ``(len(tokens),)``."""
+        if not tokens:
+            return np.zeros(0, np.int32)
+        word_ids, char_ids = self.tokenizer.encode_tokens(tokens)
+        width = max(len(chars) for chars in char_ids) or 1
+        chars = np.zeros((1, len(tokens), width), np.int32)
+        for position, ids in enumerate(char_ids):
+            chars[0, position, : len(ids)] = ids
+        words = np.asarray([word_ids], np.int32)
+        return np.array(self._tag(word_ids=words, char_ids=chars)["tags"][0], np.int32)
+
+    def tag_tokens(self, tokens):
+        """The tags (in ``output_scheme``) of one token list."""
+        tokens = list(tokens)
+        return convert_tags([self.tags[i] for i in self.tag_ids(tokens)], self.scheme, self.output_scheme)
+
+    def predict_tokens(self, token_lists):
+        """A `TagPrediction` for every pre-tokenized sentence of ``token_lists``."""
+        if token_lists and isinstance(token_lists[0], str):
+            raise TypeError("`token_lists` must be a list of token lists; wrap one sentence in a list")
+        return [tag_prediction(tokens, self.tag_tokens(tokens), self.output_scheme) for tokens in token_lists]
+
+    def predict(self, texts):
+        """A `TagPrediction` for every text of ``texts`` (a str, bytes, or a list of them)."""
+        if isinstance(texts, (str, bytes)):
+            texts = [texts]
+        return self.predict_tokens([self.tokenizer.tokenize(text) for text in texts])

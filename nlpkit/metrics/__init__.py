@@ -8,9 +8,9 @@ from nlpkit.lazy import lazy_attributes
 from nlpkit.metrics.classification import classification_report, confusion_matrix, format_report
 
 _LAZY = {
-    "span_f1": "nlpkit.metrics.span_f1",
-    "format_span_report": "nlpkit.metrics.span_f1",
-    "SpanF1": "nlpkit.metrics.span_f1",
+    "span_f1": "nlpkit.metrics.entity_spans",
+    "format_span_report": "nlpkit.metrics.entity_spans",
+    "SpanF1": "nlpkit.metrics.entity_spans",
 }
 
 __all__ = ["classification_report", "confusion_matrix", "format_report", *_LAZY]

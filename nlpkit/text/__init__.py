@@ -9,6 +9,7 @@ from nlpkit.lazy import lazy_attributes
 from nlpkit.text.normalization import TextNormalizer, build_table
 from nlpkit.text.python_tokenizers import (
     PythonCharTokenizer,
+    PythonTaggingTokenizer,
     PythonWordTokenizer,
     load_tokenizer,
     save_tokenizer,
@@ -19,6 +20,7 @@ from nlpkit.text.vocabulary import Vocabulary
 _LAZY = {
     "WordTokenizer": "nlpkit.text.tokenizers",
     "CharTokenizer": "nlpkit.text.tokenizers",
+    "TaggingTokenizer": "nlpkit.text.tokenizers",
     "load_graph_tokenizer": "nlpkit.text.tokenizers",
 }
 
@@ -28,6 +30,7 @@ __all__ = [
     "Vocabulary",
     "PythonWordTokenizer",
     "PythonCharTokenizer",
+    "PythonTaggingTokenizer",
     "save_tokenizer",
     "load_tokenizer",
     "SCHEMES",

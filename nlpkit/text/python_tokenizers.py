@@ -5,7 +5,9 @@ exactly the ids the graph tokenizer gives inside the SavedModel (tested on real 
 library only: importing this module never imports TensorFlow.
 """
 
+import functools
 import json
+import unicodedata
 from pathlib import Path
 
 from nlpkit.errors import DataFormatError
@@ -15,6 +17,7 @@ from nlpkit.text.vocabulary import Vocabulary
 __all__ = [
     "PythonWordTokenizer",
     "PythonCharTokenizer",
+    "PythonTaggingTokenizer",
     "save_tokenizer",
     "load_tokenizer",
     "check_max_length",
@@ -26,6 +29,7 @@ __all__ = [
 TOKENIZER_FILE = "tokenizer.json"
 VOCABULARY_FILE = "vocabulary.json"
 NORMALIZATION_FILE = "normalization.json"
+CHAR_VOCABULARY_FILE = "char_vocabulary.json"
 
 
 def check_max_length(max_length):
@@ -92,6 +96,15 @@ class _PythonTokenizer:
     def to_spec(self):
         """Returns the JSON-able description stored as ``tokenizer.json`` (without file names)."""
         return {"type": self.kind, "max_length": self.max_length}
+
+    def save_extra_files(self, directory):
+        """Writes files beyond the vocabulary and normalizer; returns their ``tokenizer.json`` entries."""
+        return {}
+
+    @classmethod
+    def from_files(cls, directory, spec, vocabulary, normalizer, max_length):
+        """Builds the tokenizer ``load_tokenizer`` found in ``directory`` (spec already checked)."""
+        return cls(vocabulary, normalizer, max_length=max_length)
 
     def __repr__(self):
         return (
@@ -167,7 +180,145 @@ class PythonCharTokenizer(_PythonTokenizer):
         return "".join(self.vocabulary.decode([i for i in ids if i != pad]))
 
 
-_TOKENIZER_TYPES = {"word": PythonWordTokenizer, "char": PythonCharTokenizer}
+def check_max_word_length(max_word_length):
+    """Returns ``max_word_length`` if it is an int >= 1, else raises ``ValueError`` naming it."""
+    if isinstance(max_word_length, bool) or not isinstance(max_word_length, int) or max_word_length < 1:
+        raise ValueError(f"`max_word_length` must be an int >= 1, received max_word_length={max_word_length!r}")
+    return max_word_length
+
+
+def _splits_words(normalizer):
+    """The characters that ``normalizer`` maps to text with a space, other than whitespace."""
+    return sorted(
+        key
+        for key, value in normalizer.table.items()
+        if " " in value and not (key.isspace() or unicodedata.category(key) == "Cc")
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def whitespace_normalizer():
+    """The normalizer that finds a tagger's tokens: whitespace and control characters -> " ".
+
+    Only whitespace separates tokens, never punctuation, so "U.S." stays one token as in
+    CoNLL files.
+    """
+    return TextNormalizer(lowercase=False, split_punctuation=False, normalize_whitespace=True)
+
+
+class PythonTaggingTokenizer(_PythonTokenizer):
+    """A sequence tagger's tokenizer in pure Python: whitespace tokens, word ids and character ids.
+
+    A text is split into tokens at whitespace (and control characters) only, so punctuation
+    stays attached as in CoNLL-style pre-tokenized text. Each token gets one word id (the
+    token passed through ``normalizer``, e.g. lowercased with digits mapped to 0, then looked
+    up in ``vocabulary``) and one character id per character of the *original* token, case
+    kept, at most ``max_word_length`` of them (looked up in ``char_vocabulary``). Unknown
+    words and characters map to the vocabularies' ``unk_id``. The graph twin is
+    `nlpkit.text.TaggingTokenizer`.
+
+    Args:
+        vocabulary: Vocabulary of normalized word forms.
+        normalizer: TextNormalizer applied to each token before the word lookup. It must not
+            split tokens (no table entry other than whitespace may produce a space), so use
+            ``split_punctuation=False``.
+        char_vocabulary: Vocabulary of single characters.
+        max_length: optional int, default None. Keep only the first ``max_length`` tokens.
+        max_word_length: int, default 20. Characters kept per token (CoNLL-2003 has 99.9% of
+            its tokens at 15 characters or fewer).
+
+    Example:
+        >>> from nlpkit.text import TextNormalizer, Vocabulary
+        >>> words = Vocabulary(["the", "u.s.", "visit"])
+        >>> chars = Vocabulary(list("TheU.S"))
+        >>> tokenizer = PythonTaggingTokenizer(words, TextNormalizer(split_punctuation=False), chars)
+        >>> tokenizer.tokenize("The U.S.  visit")
+        ['The', 'U.S.', 'visit']
+        >>> tokenizer.encode_tokens(["The", "U.S."])
+        ([2, 3], [[2, 3, 4], [5, 6, 7, 6]])
+    """
+
+    kind = "tagging"
+
+    def __init__(self, vocabulary, normalizer, char_vocabulary, max_length=None, max_word_length=20):
+        super().__init__(vocabulary, normalizer, max_length=max_length)
+        if not isinstance(char_vocabulary, Vocabulary):
+            raise TypeError(
+                f"`char_vocabulary` must be a nlpkit Vocabulary, received {type(char_vocabulary).__name__}"
+            )
+        splitting = _splits_words(normalizer)
+        if splitting:
+            raise ValueError(
+                "a tagging tokenizer's `normalizer` must keep every token whole, but it maps "
+                f"{splitting[:10]!r} to text with spaces; build it with split_punctuation=False"
+            )
+        self.char_vocabulary = char_vocabulary
+        self.max_word_length = check_max_word_length(max_word_length)
+        self._char_ids = token_id_map(char_vocabulary)
+        self._char_unk_id = char_vocabulary.unk_id
+
+    def tokenize(self, text):
+        """Returns the whitespace-separated tokens of ``text`` (case kept), at most ``max_length``."""
+        tokens = whitespace_normalizer().tokenize(text)
+        return tokens if self.max_length is None else tokens[: self.max_length]
+
+    def word_form(self, token):
+        """The normalized form of one token that the word vocabulary is looked up with."""
+        return self.normalizer.normalize(token)
+
+    def encode(self, text):
+        """Returns the word ids of the tokens of ``text``."""
+        return self.encode_tokens(self.tokenize(text))[0]
+
+    def encode_tokens(self, tokens):
+        """Returns ``(word_ids, char_ids)`` of already split tokens: one int and one list per token.
+
+        Tokens are taken as they are (not split again, ``max_length`` not applied), which is
+        what pre-tokenized data such as CoNLL files needs.
+        """
+        if isinstance(tokens, (str, bytes)):
+            raise TypeError(
+                f"`tokens` must be a list of tokens, received a single {type(tokens).__name__}: {tokens!r:.80}"
+            )
+        words, unk = self._ids, self._unk_id
+        chars, char_unk = self._char_ids, self._char_unk_id
+        word_ids, char_ids = [], []
+        for token in tokens:
+            if isinstance(token, (bytes, bytearray, memoryview)):
+                token = bytes(token).decode("utf-8", errors="replace")
+            word_ids.append(words.get(self.normalizer.normalize(token), unk))
+            char_ids.append([chars.get(char, char_unk) for char in token[: self.max_word_length]])
+        return word_ids, char_ids
+
+    def to_spec(self):
+        return dict(super().to_spec(), max_word_length=self.max_word_length)
+
+    def save_extra_files(self, directory):
+        self.char_vocabulary.save(Path(directory) / CHAR_VOCABULARY_FILE)
+        return {"char_vocabulary": CHAR_VOCABULARY_FILE}
+
+    @classmethod
+    def from_files(cls, directory, spec, vocabulary, normalizer, max_length):
+        path = Path(directory) / TOKENIZER_FILE
+        try:
+            max_word_length = check_max_word_length(spec.get("max_word_length", 20))
+        except ValueError as error:
+            raise DataFormatError(str(error), path=path) from error
+        char_vocabulary = Vocabulary.load(Path(directory) / spec.get("char_vocabulary", CHAR_VOCABULARY_FILE))
+        try:
+            return cls(vocabulary, normalizer, char_vocabulary, max_length=max_length, max_word_length=max_word_length)
+        except ValueError as error:
+            raise DataFormatError(str(error), path=path) from error
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(vocabulary={self.vocabulary!r}, normalizer={self.normalizer!r}, "
+            f"char_vocabulary={self.char_vocabulary!r}, max_length={self.max_length}, "
+            f"max_word_length={self.max_word_length})"
+        )
+
+
+_TOKENIZER_TYPES = {"word": PythonWordTokenizer, "char": PythonCharTokenizer, "tagging": PythonTaggingTokenizer}
 
 
 def save_tokenizer(tokenizer, directory):
@@ -185,6 +336,7 @@ def save_tokenizer(tokenizer, directory):
     tokenizer.vocabulary.save(directory / VOCABULARY_FILE)
     tokenizer.normalizer.save(directory / NORMALIZATION_FILE)
     spec = dict(tokenizer.to_spec(), vocabulary=VOCABULARY_FILE, normalization=NORMALIZATION_FILE)
+    spec.update(tokenizer.save_extra_files(directory))
     text = json.dumps(spec, ensure_ascii=True, indent=1)
     (directory / TOKENIZER_FILE).write_text(text + "\n", encoding="utf-8")
     return spec
@@ -214,4 +366,4 @@ def load_tokenizer(directory, spec=None):
         raise DataFormatError(str(error), path=spec_path) from error
     vocabulary = Vocabulary.load(directory / spec.get("vocabulary", VOCABULARY_FILE))
     normalizer = TextNormalizer.load(directory / spec.get("normalization", NORMALIZATION_FILE))
-    return _TOKENIZER_TYPES[kind](vocabulary, normalizer, max_length=max_length)
+    return _TOKENIZER_TYPES[kind].from_files(directory, spec, vocabulary, normalizer, max_length)

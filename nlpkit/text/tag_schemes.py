@@ -18,7 +18,7 @@ default mode: ``chunk_boundary`` below. It reads malformed sequences
 too, and the same way conlleval does: an ``I-X`` after ``O`` or after a tag of
 another type starts a new chunk, a type change inside a chunk ends it, ``E-X``
 and ``S-X`` end the chunk they are in. Because extraction, conversion and
-``nlpkit.metrics.span_f1`` all go through that one rule, a converted sequence
+``nlpkit.metrics.entity_spans`` all go through that one rule, a converted sequence
 always has exactly the chunks conlleval would read in the original.
 """
 
@@ -37,6 +37,7 @@ __all__ = [
     "is_allowed_transition",
     "is_well_formed",
     "scheme_tags",
+    "detect_scheme",
 ]
 
 SCHEMES = ("IOB1", "BIO", "BIOES")
@@ -449,3 +450,36 @@ def scheme_tags(entity_types, scheme="BIO"):
             seen.add(type_)
             tags.extend(f"{prefix}-{type_}" for prefix in _PREFIXES[scheme])
     return tags
+
+
+def detect_scheme(tag_sequences):
+    """Guess the scheme a data set's tags are written in.
+
+    ``E-``/``S-`` prefixes mean BIOES. Otherwise BIO when every sentence is well-formed
+    BIO (every chunk opens with ``B-``), else IOB1 when every sentence is well-formed IOB1
+    (the original CoNLL-2003 files), else BIO (malformed data, read the conlleval way).
+
+    Args:
+        tag_sequences: iterable of sequences of str, one per sentence.
+
+    Returns:
+        str, one of ``SCHEMES``.
+
+    Raises:
+        TagSchemeError: a tag is not ``O`` or ``B``/``I``/``E``/``S``-prefixed.
+
+    Example:
+        >>> detect_scheme([["I-PER", "I-PER", "O"], ["B-LOC", "O"]])
+        'BIO'
+        >>> detect_scheme([["I-PER", "I-PER", "O"], ["I-LOC", "B-LOC"]])
+        'IOB1'
+    """
+    sequences = [list(tags) for tags in tag_sequences]
+    prefixes = {_parse(tag, "BIOES")[0] for tags in sequences for tag in tags}
+    if prefixes & _CLOSING:
+        return "BIOES"
+    if all(is_well_formed(tags, "BIO") for tags in sequences):
+        return "BIO"
+    if all(is_well_formed(tags, "IOB1") for tags in sequences):
+        return "IOB1"
+    return "BIO"

@@ -8,16 +8,20 @@ case folding nor RE2 character classes are involved.
 
 import tensorflow as tf
 
+from nlpkit.text.normalization import TextNormalizer
 from nlpkit.text.python_tokenizers import (
     PythonCharTokenizer,
+    PythonTaggingTokenizer,
     PythonWordTokenizer,
     check_components,
     check_max_length,
     load_tokenizer,
     token_id_map,
+    whitespace_normalizer,
 )
+from nlpkit.text.vocabulary import Vocabulary
 
-__all__ = ["WordTokenizer", "CharTokenizer", "load_graph_tokenizer"]
+__all__ = ["WordTokenizer", "CharTokenizer", "TaggingTokenizer", "load_graph_tokenizer"]
 
 # Table values are valid UTF-8, so an invalid byte can never be a real replacement string.
 _UNMAPPED = b"\xff"
@@ -190,7 +194,107 @@ class CharTokenizer(_GraphTokenizer):
         return tf.strings.unicode_split(normalized, "UTF-8", errors="replace")
 
 
-_GRAPH_TYPES = {PythonWordTokenizer: WordTokenizer, PythonCharTokenizer: CharTokenizer}
+class TaggingTokenizer(tf.Module):
+    """A sequence tagger's tokenizer as TensorFlow ops; the graph twin of ``PythonTaggingTokenizer``.
+
+    Splits texts at whitespace (and control characters) only, then gives every token a word
+    id (token normalized, looked up in the word vocabulary) and the ids of its first
+    ``max_word_length`` characters, case kept. Ids equal the twin's on any input.
+
+    Args:
+        vocabulary: Vocabulary of normalized word forms. Id 0 is padding.
+        normalizer: TextNormalizer applied to each token before the word lookup; it must not
+            split tokens (``split_punctuation=False``).
+        char_vocabulary: Vocabulary of single characters. Id 0 is padding.
+        max_length: optional int, default None. Keep only the first ``max_length`` tokens.
+        max_word_length: int, default 20. Characters kept per token.
+        name: optional str, the tf.Module name.
+
+    Example:
+        >>> from nlpkit.text import TextNormalizer, Vocabulary
+        >>> tokenizer = TaggingTokenizer(Vocabulary(["the", "u.s."]), TextNormalizer(split_punctuation=False),
+        ...                              Vocabulary(list("TheU.S")))
+        >>> word_ids, char_ids = tokenizer(["The U.S.", ""])
+        >>> word_ids.to_list(), char_ids.to_list()
+        ([[2, 3], []], [[[2, 3, 4], [5, 6, 7, 6]], []])
+    """
+
+    _twin_class = PythonTaggingTokenizer
+
+    def __init__(self, vocabulary, normalizer, char_vocabulary, max_length=None, max_word_length=20, name=None):
+        super().__init__(name=name)
+        # The twin validates every argument, and holds the settings this module mirrors.
+        self._twin = PythonTaggingTokenizer(
+            vocabulary, normalizer, char_vocabulary, max_length=max_length, max_word_length=max_word_length
+        )
+        self.max_length = self._twin.max_length
+        self.max_word_length = self._twin.max_word_length
+        self._splitter = WordTokenizer(Vocabulary([]), whitespace_normalizer(), max_length=max_length)
+        self._words = WordTokenizer(vocabulary, normalizer)
+        keep_characters = TextNormalizer(False, False, False, table={})
+        self._chars = CharTokenizer(char_vocabulary, keep_characters, max_length=max_word_length)
+
+    @property
+    def vocabulary(self):
+        """The word ``Vocabulary``."""
+        return self._twin.vocabulary
+
+    @property
+    def normalizer(self):
+        """The ``TextNormalizer`` applied to each token before the word lookup."""
+        return self._twin.normalizer
+
+    @property
+    def char_vocabulary(self):
+        """The character ``Vocabulary``."""
+        return self._twin.char_vocabulary
+
+    @classmethod
+    def from_python(cls, twin):
+        """Builds the graph tokenizer equivalent to a ``PythonTaggingTokenizer``."""
+        if not isinstance(twin, PythonTaggingTokenizer):
+            raise TypeError(f"TaggingTokenizer.from_python expects a PythonTaggingTokenizer, received {type(twin).__name__}")
+        return cls(twin.vocabulary, twin.normalizer, twin.char_vocabulary, twin.max_length, twin.max_word_length)
+
+    def to_python(self):
+        """Returns the pure-Python twin."""
+        return self._twin
+
+    def to_spec(self):
+        """Returns the same spec dict as the twin's ``to_spec()``."""
+        return self._twin.to_spec()
+
+    def tokenize(self, texts):
+        """Tokens of a batch of texts, case kept: a RaggedTensor ``[N, None]`` of strings.
+
+        A scalar text gives a 1-D tensor of its tokens.
+        """
+        return self._splitter.tokenize(texts)
+
+    def encode_tokens(self, tokens):
+        """``(word_ids, char_ids)`` of a RaggedTensor ``[N, None]`` of tokens.
+
+        Returns int32 RaggedTensors ``[N, None]`` and ``[N, None, None]``. Tokens are taken
+        as they are (not split again, ``max_length`` not applied).
+        """
+        flat = tokens.flat_values
+        words = self._words
+        word_ids = tf.cast(words._vocabulary_table.lookup(words._normalize(flat)), tf.int32)
+        char_ids = self._chars(flat)
+        return tokens.with_flat_values(word_ids), tokens.with_flat_values(char_ids)
+
+    def __call__(self, texts):
+        """``(word_ids, char_ids)`` of a batch of texts ``[N]``, as in `encode_tokens`."""
+        batch, scalar = _to_batch(texts)
+        word_ids, char_ids = self.encode_tokens(self.tokenize(batch))
+        return (word_ids[0], char_ids[0]) if scalar else (word_ids, char_ids)
+
+
+_GRAPH_TYPES = {
+    PythonWordTokenizer: WordTokenizer,
+    PythonCharTokenizer: CharTokenizer,
+    PythonTaggingTokenizer: TaggingTokenizer,
+}
 
 
 def load_graph_tokenizer(directory, spec=None):

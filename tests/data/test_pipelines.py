@@ -215,3 +215,67 @@ def test_bucket_boundaries_docstring():
     (test,) = finder.find(bucket_boundaries, "bucket_boundaries", globs=globs)
     assert doctest.DocTestRunner().run(test).failed == 0
     assert pipelines.bucket_boundaries is bucket_boundaries
+
+
+# ---------------------------------------------------------------------------------------------
+# tagging_dataset
+# ---------------------------------------------------------------------------------------------
+
+
+def tagging_corpus(count, seed=0):
+    """Sentences of 1-12 tokens with 1-6 characters each; every token id unique."""
+    rng = np.random.default_rng(seed)
+    words, chars, tags = [], [], []
+    next_id = 2
+    for _ in range(count):
+        length = int(rng.integers(1, 13))
+        words.append(list(range(next_id, next_id + length)))
+        next_id += length
+        chars.append([[int(c) for c in rng.integers(1, 50, int(rng.integers(1, 7)))] for _ in range(length)])
+        tags.append([int(t) for t in rng.integers(0, 9, length)])
+    return words, chars, tags
+
+
+@pytest.mark.parametrize("num_buckets", [1, 4], ids=["no_buckets", "buckets"])
+def test_tagging_dataset_yields_every_sentence_once_padded_right(num_buckets):
+    from nlpkit.data.pipelines import tagging_dataset
+
+    words, chars, tags = tagging_corpus(70)
+    dataset = tagging_dataset(words, chars, tags, batch_size=8, shuffle=True, seed=3, num_buckets=num_buckets)
+    seen = {}
+    for inputs, batch_tags in dataset:
+        word_ids, char_ids, batch_tags = (inputs["word_ids"].numpy(), inputs["char_ids"].numpy(), batch_tags.numpy())
+        assert word_ids.dtype == np.int32 and char_ids.dtype == np.int32
+        assert char_ids.shape[:2] == word_ids.shape == batch_tags.shape and len(word_ids) <= 8
+        for row in range(len(word_ids)):
+            length = int(np.count_nonzero(word_ids[row]))
+            assert not word_ids[row, length:].any() and not char_ids[row, length:].any()
+            assert not batch_tags[row, length:].any()
+            first = int(word_ids[row, 0])
+            seen[first] = (
+                word_ids[row, :length].tolist(),
+                [token[token != 0].tolist() for token in char_ids[row, :length]],
+                batch_tags[row, :length].tolist(),
+            )
+    assert sorted(seen) == sorted(sentence[0] for sentence in words)
+    for sentence_words, sentence_chars, sentence_tags in zip(words, chars, tags):
+        assert seen[sentence_words[0]] == (sentence_words, sentence_chars, sentence_tags)
+
+
+def test_tagging_dataset_checks_lengths():
+    from nlpkit.data.pipelines import tagging_dataset
+
+    with pytest.raises(ValueError, match="2, 1 and 2 sentences"):
+        tagging_dataset([[1], [2]], [[[1]]], [[0], [0]])
+    with pytest.raises(ValueError, match="sentence 0 has 2 word ids, 1 character lists and 2 tags"):
+        tagging_dataset([[1, 2]], [[[1]]], [[0, 0]])
+
+
+def test_tagging_dataset_doctest():
+    from nlpkit.data.pipelines import tagging_dataset
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner()
+    for test in finder.find(tagging_dataset, "tagging_dataset", globs=vars(pipelines)):
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

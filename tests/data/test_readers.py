@@ -346,3 +346,28 @@ def test_parallel_length_mismatch_names_both_files_and_line(tmp_path, longer):
     assert "train.de" in message and "train.en" in message
     assert "line 3" in message
     assert info.value.line == 3
+
+
+@pytest.mark.parametrize(
+    "scheme, content, bad_line, bad_tag",
+    [
+        ("BIO", "Ann B-PER\nLee E-PER\n", 2, "'E-PER'"),
+        ("BIO", "Ann PER\n", 1, "'PER'"),
+        ("IOB1", "Ann I-PER\n\nLee B_PER\n", 3, "'B_PER'"),
+        ("BIOES", "Ann S-PER\nx B-\n", 2, "'B-'"),
+    ],
+)
+def test_conll_tag_scheme_names_file_and_line(tmp_path, scheme, content, bad_line, bad_tag):
+    path = write(tmp_path / "c.txt", content)
+    with pytest.raises(DataFormatError) as info:
+        read_conll(path, tag_scheme=scheme)
+    assert info.value.line == bad_line
+    assert f"c.txt:{bad_line}" in str(info.value) and bad_tag in str(info.value)
+    assert f"not a {scheme} tag" in str(info.value)
+
+
+def test_conll_tag_scheme_accepts_its_tags_and_checks_the_name(tmp_path):
+    path = write(tmp_path / "c.txt", "Ann I-PER\nLee I-PER\n\nOslo B-LOC\n")
+    assert len(read_conll(path, tag_scheme="iob2")) == 2
+    with pytest.raises(ValueError, match="'BILOU'"):
+        read_conll(path, tag_scheme="BILOU")

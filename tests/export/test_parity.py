@@ -70,3 +70,31 @@ def test_a_bundle_of_another_task_is_refused(tmp_path):
     (tmp_path / "nlpkit.json").write_text(json.dumps({"format_version": 1, "task": "sequence_tagging"}))
     with pytest.raises(BundleError, match="'sequence_tagging'"):
         classifier_parity(tmp_path, ["text"])
+
+
+# ---------------------------------------------------------------------------------------------
+# tagger_parity (the session's tiny NER bundle)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_tagger_parity_on_edge_cases(ner_bundle, ner_test_sentences):
+    from nlpkit.export import tagger_parity
+
+    long = [token for sentence in ner_test_sentences for token in sentence.tokens][:500]
+    token_lists = [s.tokens for s in ner_test_sentences[:10]] + [[], long, ["Zyxw", "Ωmega", "😀", "1996-08-22"]]
+    report = tagger_parity(ner_bundle, token_lists, batch_size=4)
+    assert report["num_sentences"] == 13
+    assert report["num_tokens"] == sum(len(tokens) for tokens in token_lists)
+    assert set(report["sentence_agreement"]) == {"saved_model_tokens", "saved_model_text", "tflite", "tflite_int8"}
+    for form in ("saved_model_tokens", "saved_model_text", "tflite"):
+        assert report["sentence_agreement"][form] == report["token_agreement"][form] == 1.0, form
+    assert report["repeat_identical"] == {"tflite": True, "tflite_int8": True}
+
+
+def test_tagger_parity_without_sentences_and_on_a_classifier(ner_bundle, sentiment_bundle):
+    from nlpkit.export import tagger_parity
+
+    report = tagger_parity(ner_bundle, [])
+    assert report["num_sentences"] == 0 and report["sentence_agreement"]["tflite"] == 1.0
+    with pytest.raises(BundleError, match="expected 'sequence_tagging'"):
+        tagger_parity(sentiment_bundle, [["Oslo"]])

@@ -261,3 +261,22 @@ def test_spans_to_tags_refuses_bad_spans(spans, message):
 
 def test_spans_to_tags_accepts_any_order():
     assert spans_to_tags([("LOC", 2, 3), ("PER", 0, 2)], 3, "BIOES") == ["B-PER", "E-PER", "S-LOC"]
+
+
+@pytest.mark.parametrize(
+    "sequences, scheme",
+    [
+        ([["B-PER", "I-PER", "O"], ["B-LOC"]], "BIO"),
+        ([["I-PER", "I-PER", "O"], ["I-LOC", "B-LOC"]], "IOB1"),
+        ([["B-PER", "E-PER"], ["O"]], "BIOES"),
+        ([["O", "O"], []], "BIO"),
+        ([["O", "I-PER"], ["B-LOC"]], "BIO"),  # neither: malformed, read the conlleval way
+    ],
+)
+def test_detect_scheme(sequences, scheme):
+    assert tag_schemes.detect_scheme(sequences) == scheme
+
+
+def test_detect_scheme_refuses_tags_outside_every_scheme():
+    with pytest.raises(TagSchemeError, match="'PER'"):
+        tag_schemes.detect_scheme([["PER"]])

@@ -13,8 +13,8 @@ from seqeval.metrics.sequence_labeling import precision_recall_fscore_support
 from seqeval.metrics.v1 import precision_recall_fscore_support as strict_prfs
 from seqeval.scheme import IOBES
 
-from nlpkit.metrics import span_f1 as span_f1_module
-from nlpkit.metrics.span_f1 import SpanF1, format_span_report, span_f1
+from nlpkit.metrics import entity_spans as span_f1_module
+from nlpkit.metrics.entity_spans import SpanF1, format_span_report, span_f1
 from nlpkit.text.tag_schemes import TagSchemeError, scheme_tags, spans_to_tags
 
 TYPES = ("PER", "LOC", "ORG", "MISC")
@@ -342,3 +342,10 @@ def test_compiled_metric_survives_keras_save_and_safe_load(tmp_path):
     loaded = keras.models.load_model(tmp_path / "tagger.keras", safe_mode=True)
     assert loaded.evaluate(words, tags, verbose=0, return_dict=True) == before
     assert before["span_f1"] > 0
+
+
+def test_package_exports_the_function_even_after_the_metric_was_imported():
+    import nlpkit.metrics
+
+    assert nlpkit.metrics.SpanF1 is SpanF1
+    assert nlpkit.metrics.span_f1 is span_f1  # the module has another name, so nothing shadows it

@@ -14,7 +14,7 @@ seqeval, a ratio with a zero denominator is 0.0, and the overall scores are
 micro averages (totals over all types).
 
 Deliberate differences from ``seqeval`` (tested against it in
-``tests/metrics/test_span_f1.py``):
+``tests/metrics/test_entity_spans.py``):
 
 * Tags are checked against the scheme and a bad one raises, naming it;
   seqeval warns and reads ``"PER"``, ``"B-"`` or ``E-X`` in BIO data anyway.
