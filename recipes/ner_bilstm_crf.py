@@ -14,7 +14,6 @@ nlpkit.json) lands in ``--output-dir``; ``nlpkit predict`` and
 ``nlpkit.lite.SequenceTaggerPredictor`` read it.
 """
 
-import collections
 import dataclasses
 import json
 import os
@@ -182,11 +181,7 @@ def build_tokenizer(config, sentences, extra_words=()):
         max_size=config.max_vocabulary,
     )
     if extra_words:
-        known = set(vocabulary.tokens)
-        tokens = vocabulary.tokens[len(vocabulary.special_tokens) :]
-        tokens += [word for word in dict.fromkeys(extra_words) if word not in known and word]
-        room = config.max_vocabulary - len(vocabulary.special_tokens)
-        vocabulary = Vocabulary(tokens[:room], special_tokens=vocabulary.special_tokens)
+        vocabulary = vocabulary.extended(extra_words, max_size=config.max_vocabulary)
     characters = Vocabulary.build([list(token) for sentence in sentences for token in sentence.tokens])
     return PythonTaggingTokenizer(vocabulary, normalizer, characters, max_word_length=config.max_word_length)
 
@@ -244,18 +239,15 @@ def pretraining_token_lists(dataset_names, normalizer, data_dir=None):
 
 def learned_word_vectors(config, normalizer):
     """PPMI + SVD vectors for the frequent words of ``--pretrain-datasets``' train text."""
-    from nlpkit.text.embeddings import learn_word_vectors
+    from nlpkit.text.embeddings import learn_frequent_word_vectors
 
     token_lists = pretraining_token_lists(config.pretrain_datasets, normalizer, config.data_dir or None)
-    counts = collections.Counter(token for tokens in token_lists for token in tokens)
-    words = sorted(
-        (word for word, count in counts.items() if count >= config.pretrain_min_frequency),
-        key=lambda word: (-counts[word], word),
-    )[: config.max_vocabulary]
-    print(f"learning {config.word_embedding_dim}-d word vectors for {len(words)} words from "
-          f"{sum(map(len, token_lists))} tokens of {config.pretrain_datasets}")
-    vectors = learn_word_vectors(token_lists, words, dim=config.word_embedding_dim, window=config.pretrain_window)
-    return words, vectors
+    print(f"learning {config.word_embedding_dim}-d word vectors from {sum(map(len, token_lists))} tokens "
+          f"of {config.pretrain_datasets}")
+    return learn_frequent_word_vectors(
+        token_lists, dim=config.word_embedding_dim, window=config.pretrain_window,
+        min_frequency=config.pretrain_min_frequency, max_words=config.max_vocabulary,
+    )
 
 
 def encode(model, tokenizer, sentences):

@@ -138,11 +138,7 @@ def build_tokenizer(config, texts, extra_words=()):
         max_size=config.max_vocabulary,
     )
     if extra_words:
-        known = set(vocabulary.tokens)
-        tokens = vocabulary.tokens[len(vocabulary.special_tokens) :]
-        tokens += [word for word in extra_words if word not in known]
-        room = config.max_vocabulary - len(vocabulary.special_tokens)
-        vocabulary = Vocabulary(tokens[:room], special_tokens=vocabulary.special_tokens)
+        vocabulary = vocabulary.extended(extra_words, max_size=config.max_vocabulary)
     twin = PythonWordTokenizer(vocabulary, normalizer, max_length=config.max_length)
     return twin, WordTokenizer.from_python(twin)
 
@@ -166,22 +162,17 @@ def word_vectors(config):
 
 def learned_word_vectors(config):
     """PPMI + SVD vectors for the frequent words of ``--pretrain-datasets``' train text."""
-    import collections
-
     from nlpkit.text import TextNormalizer
-    from nlpkit.text.embeddings import learn_word_vectors
+    from nlpkit.text.embeddings import learn_frequent_word_vectors
 
     normalizer = TextNormalizer(lowercase=config.lowercase)
     token_lists = [normalizer.tokenize(text) for text in unlabelled_texts(config.pretrain_datasets, config.data_dir or None)]
-    counts = collections.Counter(token for tokens in token_lists for token in tokens)
-    words = sorted(
-        (word for word, count in counts.items() if count >= config.pretrain_min_frequency),
-        key=lambda word: (-counts[word], word),
-    )[: config.max_vocabulary]
-    print(f"learning {config.embedding_dim}-d word vectors for {len(words)} words from "
-          f"{sum(map(len, token_lists))} tokens of {config.pretrain_datasets}")
-    vectors = learn_word_vectors(token_lists, words, dim=config.embedding_dim, window=config.pretrain_window)
-    return words, vectors
+    print(f"learning {config.embedding_dim}-d word vectors from {sum(map(len, token_lists))} tokens "
+          f"of {config.pretrain_datasets}")
+    return learn_frequent_word_vectors(
+        token_lists, dim=config.embedding_dim, window=config.pretrain_window,
+        min_frequency=config.pretrain_min_frequency, max_words=config.max_vocabulary,
+    )
 
 
 def unlabelled_texts(dataset_names, data_dir=None):

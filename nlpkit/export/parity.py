@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
 
 from nlpkit.models import load_keras_model, pad_tagging_batch
+from nlpkit.lite.runtime import load_signature_runner
 from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import load_tokenizer
 
@@ -58,9 +58,7 @@ def classifier_parity(bundle_dir, texts, batch_size=64):
     for key in ("tflite", "tflite_int8"):
         if key not in manifest["files"]:
             continue
-        runner = Interpreter(
-            model_path=str(bundle_file(bundle_dir, manifest, key)), num_threads=1
-        ).get_signature_runner("classify")
+        runner = load_signature_runner(bundle_file(bundle_dir, manifest, key), "classify")
         first, identical = [], True
         for sequence in ids:
             token_ids = np.asarray([sequence], np.int32)
@@ -155,9 +153,7 @@ def tagger_parity(bundle_dir, token_lists, batch_size=64):
     for key in ("tflite", "tflite_int8"):
         if key not in manifest["files"]:
             continue
-        runner = Interpreter(
-            model_path=str(bundle_file(bundle_dir, manifest, key)), num_threads=1
-        ).get_signature_runner("tag")
+        runner = load_signature_runner(bundle_file(bundle_dir, manifest, key), "tag")
         predicted[key], identical = [], True
         for tokens in token_lists:
             if not tokens:

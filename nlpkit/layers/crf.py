@@ -459,8 +459,46 @@ class CRF(keras.layers.Layer):
         return config
 
 
+class OwnLossCompile:
+    """Mixin for models that train on a loss of their own and predict tag ids.
+
+    ``compile()`` takes no loss (the model's ``compute_loss`` supplies it) and turns the
+    string metric "accuracy" into token accuracy: Keras resolves "accuracy" from the
+    prediction's shape, which for tag ids ``(batch, time)`` means CategoricalAccuracy, an
+    argmax over the time axis. Subclasses name their loss in ``OWN_LOSS``.
+
+    Example:
+        >>> class Tagger(OwnLossCompile, keras.Model):
+        ...     OWN_LOSS = "the CRF's negative log-likelihood"
+    """
+
+    OWN_LOSS = "its own loss"
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        if loss is not None:
+            raise ValueError(
+                f"{type(self).__name__} trains on {self.OWN_LOSS}; compile() takes no loss. "
+                f"Received: loss={loss!r}"
+            )
+        if isinstance(metrics, (list, tuple)):
+            metrics = [
+                keras.metrics.Accuracy(name=metric)
+                if isinstance(metric, str) and metric.lower() in ("accuracy", "acc")
+                else metric
+                for metric in metrics
+            ]
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compiling a reloaded model whose class overrides compile(); this
+        # compile only rewrites arguments, so the saved configuration applies as is.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+
 @keras.saving.register_keras_serializable(package="nlpkit")
-class CRFModel(keras.Model):
+class CRFModel(OwnLossCompile, keras.Model):
     """Trains an emission model and a `CRF` together with plain ``compile`` + ``fit``.
 
     ``model(x)`` returns the emitter's scores (with their Keras mask); the loss is the CRF's
@@ -487,6 +525,8 @@ class CRFModel(keras.Model):
         >>> paths = model.predict(token_ids)                     # Viterbi tags
     """
 
+    OWN_LOSS = "the CRF's negative log-likelihood"
+
     def __init__(self, emitter, crf, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(crf, CRF):
@@ -497,30 +537,6 @@ class CRFModel(keras.Model):
         # optimizer (and before weights are loaded into a reloaded model).
         if not crf.built:
             crf.build((None, None, crf.num_tags))
-
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
-        if loss is not None:
-            raise ValueError(
-                f"CRFModel trains on the CRF's negative log-likelihood; compile() takes no "
-                f"loss. Received: loss={loss!r}"
-            )
-        if isinstance(metrics, (list, tuple)):
-            # Keras resolves "accuracy" from the prediction's shape, which for tag ids
-            # (batch, time) means CategoricalAccuracy, an argmax over the time axis.
-            metrics = [
-                keras.metrics.Accuracy(name=metric)
-                if isinstance(metric, str) and metric.lower() in ("accuracy", "acc")
-                else metric
-                for metric in metrics
-            ]
-        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        # Keras skips compiling a reloaded model whose class overrides compile(); this
-        # compile only rewrites arguments, so the saved configuration applies as is.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def call(self, inputs, training=False):
         return self.emitter(inputs, training=training)

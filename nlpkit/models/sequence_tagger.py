@@ -15,6 +15,7 @@ from keras import ops
 # keras.src: how Keras' own metrics attach and read masks (as in nlpkit.layers.crf).
 from keras.src.backend import set_keras_mask
 
+from nlpkit.layers.crf import OwnLossCompile
 from nlpkit.layers import CRF, Bidirectional, CasingFeatures, CharacterCNN, recurrent_layer
 from nlpkit.text.tag_schemes import (
     chunk_boundary,
@@ -133,7 +134,7 @@ class TagConversionTables:
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
-class SequenceTagger(keras.Model):
+class SequenceTagger(OwnLossCompile, keras.Model):
     """Tags every token of right-padded sentences: BiLSTM/BiGRU over word and character features.
 
     Each token is the concatenation of a word embedding (ids from a word vocabulary, 0 =
@@ -192,6 +193,8 @@ class SequenceTagger(keras.Model):
         >>> model.fit(dataset, epochs=10)                     # ({"word_ids", "char_ids"}, tag ids)
         >>> model.decode_tags(model.predict(batch)[0][:n])    # ["B-PER", "I-PER", "O", ...]
     """
+
+    OWN_LOSS = "its head's own loss (CRF log-likelihood or token cross-entropy)"
 
     def __init__(
         self,
@@ -349,29 +352,6 @@ class SequenceTagger(keras.Model):
         return tuple(word_shape) + (len(self.tags),)
 
     # -- training --------------------------------------------------------------------------------
-
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
-        if loss is not None:
-            raise ValueError(
-                f"SequenceTagger trains on its head's own loss (CRF log-likelihood or token "
-                f"cross-entropy); compile() takes no loss. Received: loss={loss!r}"
-            )
-        if isinstance(metrics, (list, tuple)):
-            # "accuracy" on tag ids (batch, time) would otherwise resolve to an argmax metric.
-            metrics = [
-                keras.metrics.Accuracy(name=metric)
-                if isinstance(metric, str) and metric.lower() in ("accuracy", "acc")
-                else metric
-                for metric in metrics
-            ]
-        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        # Keras skips compiling a reloaded model whose class overrides compile(); this
-        # compile only rewrites arguments, so the saved configuration applies as is.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         mask = self.padding_mask(x)

@@ -8,6 +8,8 @@ vectors of comparable quality in well under a minute on a few million tokens wit
 numpy/scipy alone. Pure Python + numpy + scipy: no TensorFlow.
 """
 
+import collections
+
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
@@ -101,6 +103,26 @@ def learn_word_vectors(token_lists, words, dim=300, window=5, seed=0):
     vectors = (left * np.sqrt(singular)).astype(np.float32)[:, ::-1]
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def learn_frequent_word_vectors(token_lists, dim=300, window=5, min_frequency=3, max_words=None):
+    """`learn_word_vectors` for the words seen at least ``min_frequency`` times.
+
+    Words are ranked by frequency (ties alphabetically) and cut to ``max_words``.
+
+    Returns:
+        ``(words, vectors)``: list of str and float32 ``(len(words), dim)``.
+
+    Example:
+        >>> words, vectors = learn_frequent_word_vectors(token_lists, dim=100, max_words=40000)
+    """
+    token_lists = list(token_lists)
+    counts = collections.Counter(token for tokens in token_lists for token in tokens)
+    words = sorted(
+        (word for word, count in counts.items() if count >= min_frequency),
+        key=lambda word: (-counts[word], word),
+    )[:max_words]
+    return words, learn_word_vectors(token_lists, words, dim=dim, window=window)
 
 
 def standardize_dimensions(vectors):

@@ -144,6 +144,21 @@ class Vocabulary:
             kept = kept[: max_size - len(special_tokens)]
         return cls([token for token, _ in kept], special_tokens=special_tokens, unk_token=unk_token)
 
+    def extended(self, extra_tokens, max_size=None):
+        """A vocabulary with ``extra_tokens`` appended after this one's (new and non-empty
+        ones only, first occurrence wins), cut to ``max_size`` tokens including specials.
+
+        Example:
+            >>> Vocabulary(["a", "b"]).extended(["b", "c", "d"], max_size=5).tokens
+            ['<pad>', '<unk>', 'a', 'b', 'c']
+        """
+        known = set(self.tokens)
+        tokens = self.tokens[len(self.special_tokens) :]
+        tokens += [token for token in dict.fromkeys(extra_tokens) if token and token not in known]
+        if max_size is not None:
+            tokens = tokens[: max_size - len(self.special_tokens)]
+        return Vocabulary(tokens, special_tokens=self.special_tokens, unk_token=self.unk_token)
+
     @property
     def tokens(self):
         """All tokens in id order, special tokens first (a new list)."""

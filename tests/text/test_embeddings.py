@@ -1,5 +1,6 @@
 """Word vectors: co-occurrence counts, PPMI, PPMI + SVD learning, file reading, embedding tables."""
 
+import collections
 import doctest
 import gzip
 import subprocess
@@ -15,6 +16,7 @@ from nlpkit.text.embeddings import (
     standardize_dimensions,
     cooccurrence_matrix,
     embedding_matrix,
+    learn_frequent_word_vectors,
     learn_word_vectors,
     ppmi_matrix,
     read_word_vectors,
@@ -338,3 +340,15 @@ def test_standardize_dimensions_equalises_scales_for_int8():
         return error[:5] / table.std(axis=0)[:5]
     assert int8_error(standard).max() < 0.02
     assert int8_error(vectors.astype(np.float32)).max() > 0.5
+
+
+def test_learn_frequent_word_vectors_keeps_frequent_words_in_frequency_order():
+    rng = np.random.default_rng(3)
+    vocabulary = [f"w{i}" for i in range(40)]
+    token_lists = [list(rng.choice(vocabulary, 12, p=np.linspace(2, 1, 40) / np.linspace(2, 1, 40).sum()))
+                   for _ in range(300)] + [["rare"]]
+    words, vectors = learn_frequent_word_vectors(token_lists, dim=5, min_frequency=2, max_words=30)
+    counts = collections.Counter(token for tokens in token_lists for token in tokens)
+    assert "rare" not in words and len(words) == 30
+    assert [counts[w] for w in words] == sorted((counts[w] for w in words), reverse=True)
+    np.testing.assert_allclose(vectors, learn_word_vectors(token_lists, words, dim=5), atol=1e-6)

@@ -212,3 +212,12 @@ def test_build_properties(token_lists, min_frequency):
 def test_docstring_examples():
     failures, _ = doctest.testmod(vocabulary_module, raise_on_error=False)
     assert failures == 0
+
+
+def test_extended_appends_new_tokens_once_within_max_size():
+    base = Vocabulary(["a", "b"])
+    grown = base.extended(["b", "c", "", "c", "d", "e"], max_size=6)
+    assert grown.tokens == ["<pad>", "<unk>", "a", "b", "c", "d"]
+    assert grown.special_tokens == base.special_tokens and grown.unk_token == base.unk_token
+    assert base.extended(["x"]).tokens[-1] == "x"
+    assert base.tokens == ["<pad>", "<unk>", "a", "b"]  # the original is unchanged
