@@ -20,3 +20,22 @@ __getattr__ = lazy_attributes(globals(), _LAZY)
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
+
+# Language-model metrics (nlpkit.metrics.perplexity imports Keras, so they load lazily too).
+_LAZY.update(
+    {
+        name: "nlpkit.metrics.perplexity"
+        for name in (
+            "compute_perplexity",
+            "token_log_likelihood",
+            "perplexity_from_nll",
+            "nats_from_nll",
+            "bits_from_nll",
+            "LanguageModelMetric",
+            "Perplexity",
+            "NatsPerToken",
+            "BitsPerToken",
+        )
+    }
+)
+__all__ += [name for name in _LAZY if name not in __all__]

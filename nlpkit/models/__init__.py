@@ -16,3 +16,5 @@ def load_keras_model(path):
         >>> model = load_keras_model("saved_models/sentiment/model.keras")
     """
     return keras.saving.load_model(str(path), safe_mode=True)
+
+from nlpkit.models.language_model import LanguageModel, ResetStatesCallback, TiedOutput
