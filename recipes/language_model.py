@@ -5,7 +5,8 @@ Run it on the embedded sample (the default), on a registered corpus, or on your 
     python -m recipes.language_model                       # word level, embedded sample
     python -m recipes.language_model --level char
     NLPKIT_DATA=../shared/data python -m recipes.language_model --dataset ptb \\
-        --embedding-dim 400 --units 650 --batch-size 32 --seq-len 70 --max-minutes 60
+        --embedding-dim 400 --units 650 --batch-size 32 --seq-len 35 \\
+        --optimizer sgd --learning-rate 20 --max-minutes 60     # benchmarks/lm.py has the full settings
     python -m recipes.language_model --level char --train-file my.txt --valid-file my_dev.txt
 
 Training is truncated backpropagation through time over ``--batch-size`` parallel streams
@@ -143,7 +144,7 @@ def compile_model(model, config):
     """Compiles with the configured optimizer, cross-entropy on logits and exact stream metrics."""
     import keras
 
-    from nlpkit.metrics import BitsPerToken, NatsPerToken, Perplexity
+    from nlpkit.metrics import Perplexity
 
     clip = config.clipnorm or None
     if config.optimizer == "adam":
@@ -155,7 +156,9 @@ def compile_model(model, config):
         # Averaged over the real tokens of a batch: the padded end of the streams has weight 0.
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
         # `weighted_metrics`: Keras hands the sample weights (0 on padding) to these only.
-        weighted_metrics=[Perplexity(), NatsPerToken(), BitsPerToken()],
+        # One metric: each one computes its own softmax over the vocabulary per batch;
+        # nats and bits per token follow from the perplexity.
+        weighted_metrics=[Perplexity()],
         jit_compile=False,
     )
 
@@ -192,6 +195,8 @@ def build_model(config, vocabulary_size, batch_size=None):
 
 def evaluate(model, ids, config):
     """Exact perplexity, nats and bits per token of ``model`` on the id stream ``ids``."""
+    import math
+
     from nlpkit.data import lm_dataset
     from nlpkit.models import ResetStatesCallback
 
@@ -199,10 +204,11 @@ def evaluate(model, ids, config):
         lm_dataset(ids, config.batch_size, config.seq_len), callbacks=[ResetStatesCallback()],
         return_dict=True, verbose=0,
     )
+    nats = math.log(float(results["perplexity"]))
     return {
         "perplexity": round(float(results["perplexity"]), 3),
-        "nats_per_token": round(float(results["nats_per_token"]), 4),
-        "bits_per_token": round(float(results["bits_per_token"]), 4),
+        "nats_per_token": round(nats, 4),
+        "bits_per_token": round(nats / math.log(2.0), 4),
         "tokens": int(ids.size - 1),
     }
 
@@ -265,9 +271,10 @@ def training_callbacks(config, work_dir):
     callbacks = [ResetStatesCallback()]
     callbacks += standard_callbacks(work_dir, monitor="val_perplexity", mode="min", patience=config.patience)
     if config.lr_decay != 1.0:
-        initial, factor, start = config.learning_rate, config.lr_decay, config.decay_start
+        # Multiplies the current rate, so the plateau reductions below are kept.
+        factor, start = config.lr_decay, config.decay_start
         callbacks.append(keras.callbacks.LearningRateScheduler(
-            lambda epoch, rate: initial * factor ** max(0, epoch - start + 1)
+            lambda epoch, rate: rate * factor if epoch >= start else rate
         ))
     if config.plateau_factor != 1.0:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(

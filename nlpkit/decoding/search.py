@@ -59,6 +59,10 @@ class Generation:
             the length-normalised score that ranked the hypothesis.
         hypotheses: beam search only: per row, every finished ``(tokens, score)`` pair, best
             first; None otherwise.
+
+    Example:
+        >>> result = generate(step, [[2, 14]], step.initial_states(1), 10, method="beam")
+        >>> result.tokens[0], result.scores[0], len(result.hypotheses[0])
     """
 
     tokens: list

@@ -167,6 +167,7 @@ def test_greedy_graph_equals_the_numpy_greedy_search():
     step = KerasStepFunction(model)
     log_probs, states = prime(step, prompts, step.initial_states(3))
     assert graph_tokens.tolist() == greedy(step, log_probs, states, 15).tokens
+    assert model.greedy_continuation(padded, [4, 1, 2], tf.constant(0)).shape == (3, 0)
 
 
 @pytest.mark.parametrize("options, match", [

@@ -115,6 +115,8 @@ def test_saved_model_greedy_text_equals_keras_greedy(char_bundle, word_bundle):
         texts, result = generate_text(KerasStepFunction(model), load_tokenizer(bundle / "assets"), prompts, 25)
         assert outputs["token_ids"].numpy().tolist() == result.tokens, bundle
         assert [text.decode() for text in outputs["text"].numpy()] == texts, bundle
+        nothing = serve(prompt=tf.constant(["The ferry"]), max_tokens=tf.constant(0))
+        assert nothing["token_ids"].shape == (1, 0) and nothing["text"].numpy().tolist() == [b""]
 
 
 def test_word_run_defaults_to_the_sample_and_skips_int8(word_bundle):
@@ -156,3 +158,26 @@ def test_build_model_is_stateful_only_with_a_batch_size():
 def test_recipe_module_shape():
     for name in ("Config", "build_model", "train", "main"):
         assert callable(getattr(language_model, name)), name
+
+
+def test_learning_rate_decay_keeps_plateau_reductions(tmp_path):
+    import keras
+
+    from recipes.language_model import training_callbacks
+
+    config = Config(lr_decay=0.5, decay_start=2, max_minutes=1.0)
+    callbacks = training_callbacks(config, tmp_path / "work")
+    names = [type(callback).__name__ for callback in callbacks]
+    assert names[0] == "ResetStatesCallback" and "ReduceLROnPlateau" in names and "TimeBudget" in names
+    (scheduler,) = [c for c in callbacks if isinstance(c, keras.callbacks.LearningRateScheduler)]
+    # A rate already lowered on a plateau is decayed from where it is, not reset.
+    assert scheduler.schedule(1, 0.3) == 0.3
+    assert scheduler.schedule(2, 0.3) == 0.15
+
+
+def test_entry_point_is_registered():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["entry-points"]["nlpkit.recipes"]["lm"] == "recipes.language_model"
