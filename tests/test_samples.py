@@ -137,3 +137,25 @@ def test_ner_held_out_splits_have_unseen_names(ner):
         }
         assert len(unseen) >= 10, (split, unseen)
     assert any(not token.isascii() for sentence in ner["train"] for token in sentence.tokens)
+
+
+# ---------------------------------------------------------------------------------------------
+# Language-model sample (prose written for nlpkit, one sentence per line)
+# ---------------------------------------------------------------------------------------------
+
+LM_SPLITS = ("train", "valid", "test")
+
+
+def test_language_model_sample_files():
+    seen = {}
+    total = 0
+    for split in LM_SPLITS:
+        text = sample_path(f"lm_{split}.txt").read_text(encoding="utf-8")
+        total += len(text)
+        assert text.endswith("\n") and not text.endswith("\n\n"), split
+        for number, line in enumerate(text.split("\n")[:-1], start=1):
+            assert line == line.strip() and line, f"{split}:{number}"
+            assert line[-1] in ".!?", f"{split}:{number}: {line!r}"
+            assert line not in seen, f"{line!r} at {split}:{number} and {seen[line]}"
+            seen[line] = f"{split}:{number}"
+    assert 4000 <= total <= 20000

@@ -34,3 +34,14 @@ _LAZY = {
 }
 
 __getattr__ = lazy_attributes(globals(), _LAZY)
+
+# Language modelling: streams and windows are numpy; lm_dataset imports TensorFlow when called.
+from nlpkit.data.language_modeling import (
+    build_lm_tokenizer,
+    detokenize,
+    encode_stream,
+    lm_dataset,
+    lm_normalizer,
+    start_token_id,
+    stream_windows,
+)

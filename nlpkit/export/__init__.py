@@ -12,3 +12,8 @@ from nlpkit.export.tflite import (
 )
 from nlpkit.export.parity import classifier_parity, tagger_parity
 from nlpkit.export.streaming import STEP_SIGNATURE, StreamingStack
+from nlpkit.export.language_model import (
+    LANGUAGE_MODELING_TASK,
+    LanguageModelExport,
+    write_language_model_bundle,
+)

@@ -10,3 +10,4 @@ from nlpkit.lite.predictors import (
 )
 from nlpkit.lite.runtime import load_signature_runner
 from nlpkit.lite.streaming import StreamingRunner
+from nlpkit.lite.generation import LanguageModelGenerator, TFLiteStepFunction

@@ -1,6 +1,6 @@
 """Evaluation metrics. Each module is pure numpy unless its docstring says otherwise.
 
-``SpanF1`` (a Keras metric) is imported on first access (PEP 562), so importing this
+``SpanF1`` and the perplexity metrics (Keras metrics) are imported on first access (PEP 562), so importing this
 package does not import TensorFlow.
 """
 
@@ -11,6 +11,21 @@ _LAZY = {
     "span_f1": "nlpkit.metrics.entity_spans",
     "format_span_report": "nlpkit.metrics.entity_spans",
     "SpanF1": "nlpkit.metrics.entity_spans",
+    # Language-model metrics: exact perplexity over a stream, and the Keras metrics.
+    **{
+        name: "nlpkit.metrics.perplexity"
+        for name in (
+            "compute_perplexity",
+            "token_log_likelihood",
+            "perplexity_from_nll",
+            "nats_from_nll",
+            "bits_from_nll",
+            "LanguageModelMetric",
+            "Perplexity",
+            "NatsPerToken",
+            "BitsPerToken",
+        )
+    },
 }
 
 __all__ = ["classification_report", "confusion_matrix", "format_report", *_LAZY]

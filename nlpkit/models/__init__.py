@@ -4,6 +4,7 @@ import keras
 
 import nlpkit.layers  # noqa: F401  (registers the layers for deserialization)
 import nlpkit.metrics.entity_spans  # noqa: F401  (registers SpanF1, which a compiled tagger saves)
+from nlpkit.models.language_model import LanguageModel, ResetStatesCallback, TiedOutput
 from nlpkit.models.sequence_tagger import SequenceTagger, TagConversionTables, pad_tagging_batch
 from nlpkit.models.text_classifier import ClassifierMember, TextClassifier
 
@@ -18,3 +19,4 @@ def load_keras_model(path):
         >>> model = load_keras_model("saved_models/sentiment/model.keras")
     """
     return keras.saving.load_model(str(path), safe_mode=True)
+
