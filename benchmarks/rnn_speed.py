@@ -8,7 +8,9 @@ returned) -> Dense(V) on every step, sparse softmax cross-entropy, Adam. Measure
 - training tokens/s (one optimizer step on a fixed random batch; Keras models use
   ``Model.train_on_batch``, i.e. Keras' compiled ``tf.function`` train step);
 - batched inference tokens/s (forward only; ``Model.predict_on_batch`` /
-  ``torch.inference_mode``) and single-sequence latency (batch 1);
+  ``torch.inference_mode``), also as ``infer_tensor``: the Keras model called inside a
+  ``tf.function`` on a tensor, returning a tensor as torch's forward does (no NumPy copy of
+  the logits), and single-sequence latency (batch 1);
 - achieved GFLOP/s of the recurrent layer (input and recurrent matmuls: LSTM 4 gates, GRU
   3, SimpleRNN 1; training counted as 3x the forward pass) and of layer + output Dense;
 - for nlpkit layers, TFLite latency per sequence (float32 and dynamic-range int8, batch 1,
@@ -235,14 +237,26 @@ class KerasRunner:
         )
         self.api = (
             "keras Model.train_on_batch / predict_on_batch (Keras' compiled tf.function "
-            f"steps, jit_compile={self.model.jit_compile})"
+            f"steps, jit_compile={self.model.jit_compile}); infer_tensor: tf.function("
+            "model(ids, training=False))"
         )
+        self._forward = None
 
     def train(self):
         self.model.train_on_batch(self.data["ids"], self.data["targets"])
 
     def infer(self):
         self.model.predict_on_batch(self.data["ids"])
+
+    def infer_tensor(self):
+        # The forward pass alone, as torch's row measures it: a tensor in, a tensor out.
+        # predict_on_batch also converts the input and copies the logits into NumPy.
+        if self._forward is None:
+            import tensorflow as tf
+
+            self._ids = tf.constant(self.data["ids"])
+            self._forward = tf.function(lambda ids: self.model(ids, training=False))
+        self._forward(self._ids)
 
     def infer_single(self):
         self.model.predict_on_batch(self.data["single"])
@@ -304,6 +318,9 @@ class TorchRunner:
     def infer_single(self):
         with self.torch.inference_mode():
             self.forward(self.single)
+
+    def infer_tensor(self):
+        self.infer()  # already a tensor in and a tensor out
 
     def close(self):
         pass
@@ -475,6 +492,7 @@ def measure(framework, layer, shape, args):
         timed = lambda function: time_calls(function, args.repeats, args.warmup, args.min_seconds)  # noqa: E731
         train = timed(runner.train)
         infer = timed(runner.infer)
+        infer_tensor = timed(runner.infer_tensor)
         # At batch 1 the batched forward already is the single-sequence latency.
         latency = infer if shape.batch == 1 else timed(runner.infer_single)
         layer_flops = layer_flops_per_token(layer, shape.embed, shape.units)
@@ -488,6 +506,7 @@ def measure(framework, layer, shape, args):
             "api": runner.api,
             "train_tokens_per_s": round(train_tps, 1),
             "infer_tokens_per_s": round(infer_tps, 1),
+            "infer_tensor_tokens_per_s": round(shape.tokens / infer_tensor.median, 1),
             "latency_ms": round(1000 * latency.median, 4),
             "latency_tokens_per_s": round(shape.time / latency.median, 1),
             "train_layer_gflops": round(train_tps * TRAINING_FLOPS_FACTOR * layer_flops / 1e9, 3),
@@ -500,6 +519,7 @@ def measure(framework, layer, shape, args):
             "timings": {
                 "train_step": train.as_dict(),
                 "infer_batch": infer.as_dict(),
+                "infer_tensor": infer_tensor.as_dict(),
                 "latency_single": latency.as_dict(),
             },
         }
@@ -520,7 +540,7 @@ def add_ratios(rows):
         entry = {"layer": layer, "config": config}
         for other in ("torch", "keras"):
             reference = by_key.get((layer, config, other))
-            for metric in ("train", "infer"):
+            for metric in ("train", "infer", "infer_tensor"):
                 key = f"{metric}_vs_{other}"
                 value = None
                 if reference is not None:

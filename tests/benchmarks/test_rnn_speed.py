@@ -21,11 +21,14 @@ def rnn_speed():
 
 ROW_KEYS = {
     "layer", "config", "framework", "api",
-    "train_tokens_per_s", "infer_tokens_per_s", "latency_ms", "latency_tokens_per_s",
+    "train_tokens_per_s", "infer_tokens_per_s", "infer_tensor_tokens_per_s", "latency_ms", "latency_tokens_per_s",
     "train_layer_gflops", "infer_layer_gflops", "train_model_gflops", "infer_model_gflops",
     "flops_per_token", "timings", "wall_seconds",
 }
-RATIO_KEYS = {"train_vs_torch", "infer_vs_torch", "train_vs_keras", "infer_vs_keras"}
+RATIO_KEYS = {
+    "train_vs_torch", "infer_vs_torch", "infer_tensor_vs_torch",
+    "train_vs_keras", "infer_vs_keras", "infer_tensor_vs_keras",
+}
 
 
 @pytest.mark.slow
@@ -49,11 +52,12 @@ def test_quick_run_without_torch_prints_one_json_document(rnn_speed, capsys):
         assert "error" not in row, row
         assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
         assert row["train_tokens_per_s"] > 0 and row["infer_tokens_per_s"] > 0 and row["latency_ms"] > 0
+        assert row["infer_tensor_tokens_per_s"] > 0
         assert row["timings"]["train_step"]["repeats"] == 2
     for row in (row for row in rows if row["framework"] == "nlpkit"):
         assert RATIO_KEYS <= set(row)
         assert row["train_vs_torch"] is None and row["infer_vs_torch"] is None
-        assert row["train_vs_keras"] > 0 and row["infer_vs_keras"] > 0
+        assert row["train_vs_keras"] > 0 and row["infer_vs_keras"] > 0 and row["infer_tensor_vs_keras"] > 0
         for precision in ("float32", "int8"):
             tflite = row["tflite"][precision]
             assert tflite["latency_ms"]["median_ms"] > 0 and tflite["bytes"] > 0
