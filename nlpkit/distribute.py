@@ -4,8 +4,7 @@ Every recipe goes through `setup_training` once, before it creates any model:
 
     setup = setup_training(strategy=config.strategy, mixed_precision=config.mixed_precision,
                            seed=config.seed, batch_size=config.batch_size)
-    with setup.scope():
-        model = build_model(config, ...)          # variables land on every replica
+    model = setup.build(build_model, config, ...)   # under strategy.scope(): on every replica
     model.fit(setup.dataset(train), validation_data=setup.dataset(valid), ...)
     model = setup.local_model(model)              # a single-device copy to evaluate and export
 
@@ -259,8 +258,7 @@ class TrainingSetup:
 
     Example:
         >>> setup = setup_training(strategy="mirrored", batch_size=32)
-        >>> with setup.scope():
-        ...     model = build_model(config)
+        >>> model = setup.build(build_model, config)
         >>> model.fit(setup.dataset(train_batches), epochs=3)
     """
 
