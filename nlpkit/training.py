@@ -1,30 +1,94 @@
 """Pieces every recipe's ``model.fit`` uses: seeding and the standard callbacks."""
 
+import json
 from pathlib import Path
 
 import keras
 
 
-def standard_callbacks(work_dir, monitor="val_loss", mode="min", patience=2):
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that records the global step and logs where training resumes.
+
+    Saves the model's weights and optimizer state under ``backup_dir`` at the end of
+    every epoch, and every ``save_freq`` steps when that is an int; running the same
+    ``fit`` again after a crash loads them, so at most ``save_freq`` steps of work are
+    lost. Keras can only restart ``fit`` at an epoch boundary: after a crash mid-epoch,
+    training goes on from the saved weights and optimizer state (the optimizer's step
+    count included) and replays the interrupted epoch from its first batch.
+
+    Two differences from the Keras callback: the metadata file also holds the optimizer's
+    step count (``"step"``), which ``resumed_from`` reports after a restore; and a backup
+    taken mid-epoch names the epoch it was taken in, even in the first epoch after a
+    restore (Keras only updates its epoch counter at epoch ends, so a second crash in that
+    epoch would restart training from epoch 0 with the later weights).
+
+    Args:
+        backup_dir: str or Path, the directory of the backup.
+        save_freq: "epoch" or int, default "epoch". Steps between backups.
+        delete_checkpoint: bool, default True. Remove the backup when ``fit`` ends normally.
+
+    Example:
+        >>> backup = ResumableBackup("saved_models/sentiment.work/backup", save_freq=50)
+        >>> model.fit(train, epochs=10, callbacks=[backup])
+        >>> backup.resumed_from  # None on a fresh start, else {"epoch": 2, "step": 117}
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        if save_freq != "epoch" and (not isinstance(save_freq, int) or isinstance(save_freq, bool) or save_freq < 1):
+            raise ValueError(f"`save_freq` must be 'epoch' or a positive int. Received: save_freq={save_freq!r}")
+        super().__init__(str(backup_dir), save_freq=save_freq, delete_checkpoint=delete_checkpoint)
+        self.resumed_from = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        path = Path(self._training_metadata_path)
+        if path.exists():
+            metadata = json.loads(path.read_text())
+            self.resumed_from = {"epoch": int(metadata["epoch"]), "step": int(metadata.get("step", -1))}
+            print(f"resuming from the backup in {self.backup_dir}: epoch {self.resumed_from['epoch']}, "
+                  f"optimizer step {int(self.model.optimizer.iterations.numpy())}", flush=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._save_model()  # the step-wise backups also close every epoch
+
+    def _save_model(self):
+        super()._save_model()
+        path = Path(self._training_metadata_path)
+        metadata = json.loads(path.read_text())
+        metadata["step"] = int(self.model.optimizer.iterations.numpy())
+        path.write_text(json.dumps(metadata))
+
+
+def standard_callbacks(work_dir, monitor="val_loss", mode="min", patience=2, backup_steps=0):
     """Early stopping, best-model checkpointing, TensorBoard logs and crash recovery.
 
-    ``BackupAndRestore`` saves the training state at the end of each epoch under
-    ``work_dir/backup``; running the same command again after a crash resumes from there
-    (Keras deletes the backup when training finishes normally).
+    `ResumableBackup` saves the training state under ``work_dir/backup`` at the end of
+    each epoch, and every ``backup_steps`` steps when that is positive; running the same
+    command again after a crash resumes from there (the backup is deleted when training
+    finishes normally). Early stopping and the best-model checkpoint start their
+    comparisons afresh after a resume.
 
     Args:
         work_dir: directory for ``best.keras``, ``logs/`` and ``backup/``.
         monitor / mode: the validation metric that selects the model, e.g. "val_accuracy"/"max".
         patience: epochs without improvement before stopping.
+        backup_steps: int, default 0. Also back up every that many steps (0: at epoch ends only).
 
     Example:
         >>> model.fit(train, validation_data=valid, epochs=10,
         ...           callbacks=standard_callbacks("saved_models/sentiment.work", "val_accuracy", "max"))
     """
+    if not isinstance(backup_steps, int) or isinstance(backup_steps, bool) or backup_steps < 0:
+        raise ValueError(f"`backup_steps` must be an int >= 0. Received: backup_steps={backup_steps!r}")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     return [
-        keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
+        ResumableBackup(work_dir / "backup", save_freq=backup_steps or "epoch"),
         keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=patience, restore_best_weights=True, verbose=1
         ),

@@ -82,6 +82,11 @@ class Config:
     max_minutes: float = dataclasses.field(default=0.0, metadata={"help": "training time budget, 0 = none"})
     steps_per_epoch: int = dataclasses.field(default=0, metadata={"help": "batches per epoch, 0 = the whole stream"})
     seed: int = 1234
+    # Devices (nlpkit.distribute). Stateful BPTT trains on one device: see check_config.
+    strategy: str = dataclasses.field(default="default", metadata={"help": "default only (stateful BPTT)"})
+    mixed_precision: bool = dataclasses.field(default=False, metadata={"help": "float16 (GPU) / bfloat16 (CPU) compute"})
+    deterministic: bool = dataclasses.field(default=False, metadata={"help": "deterministic kernels (GPU: slower)"})
+    backup_steps: int = dataclasses.field(default=0, metadata={"help": "also back up every N steps (0: per epoch)"})
     # Generation.
     prompts: str = dataclasses.field(default="", metadata={"help": "'|'-separated prompts; empty: line starts of valid"})
     sample_tokens: int = 40
@@ -105,6 +110,16 @@ def check_config(config):
     for name in ("epochs", "batch_size", "seq_len"):
         if getattr(config, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1. Received: {getattr(config, name)}")
+    if config.strategy != "default":
+        raise ValueError(
+            f"--strategy {config.strategy} cannot train this recipe; use --strategy default (one "
+            "device, a GPU when there is one). Truncated BPTT carries every stream's recurrent state "
+            "from one batch to the next in the model's state variables, shaped (batch_size, units). "
+            "tf.distribute gives each replica a copy of every variable and keeps the copies identical, "
+            "while each replica trains on its own batch_size / replicas streams: one variable cannot "
+            "hold the different states of different replicas' streams. "
+            f"Received: strategy={config.strategy!r}"
+        )
 
 
 def load_texts(config):
@@ -269,7 +284,8 @@ def training_callbacks(config, work_dir):
     from nlpkit.training import standard_callbacks
 
     callbacks = [ResetStatesCallback()]
-    callbacks += standard_callbacks(work_dir, monitor="val_perplexity", mode="min", patience=config.patience)
+    callbacks += standard_callbacks(work_dir, monitor="val_perplexity", mode="min", patience=config.patience,
+                                    backup_steps=config.backup_steps)
     if config.lr_decay != 1.0:
         # Multiplies the current rate, so the plateau reductions below are kept.
         factor, start = config.lr_decay, config.decay_start
@@ -325,10 +341,12 @@ def train(config):
     """Trains, evaluates, generates and exports; returns the bundle path."""
     from nlpkit.data import lm_dataset
     from nlpkit.export import update_manifest, write_language_model_bundle
-    from nlpkit.training import set_seed
+    from nlpkit.distribute import setup_training
 
     check_config(config)
-    set_seed(config.seed)
+    setup = setup_training(strategy=config.strategy, mixed_precision=config.mixed_precision, seed=config.seed,
+                           deterministic=config.deterministic)
+    print(setup.describe())
     texts = load_texts(config)
     started = time.perf_counter()
     twin, graph_tokenizer = build_tokenizer(config, texts["train"])

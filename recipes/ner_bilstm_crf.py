@@ -92,6 +92,11 @@ class Config:
     )
     lr_decay_factor: float = 0.5
     seed: int = 1234
+    # Devices (nlpkit.distribute): --batch-size is the global batch, split across replicas.
+    strategy: str = dataclasses.field(default="default", metadata={"help": "default, mirrored, multi_worker or tpu"})
+    mixed_precision: bool = dataclasses.field(default=False, metadata={"help": "float16 (GPU) / bfloat16 (CPU) compute"})
+    deterministic: bool = dataclasses.field(default=False, metadata={"help": "deterministic kernels (GPU: slower)"})
+    backup_steps: int = dataclasses.field(default=0, metadata={"help": "also back up every N steps (0: per epoch)"})
     # Output.
     output_dir: str = "saved_models/ner"
     int8: bool = dataclasses.field(default=True, metadata={"help": "also write model.int8.tflite"})
@@ -369,9 +374,12 @@ def train(config):
     from nlpkit.text import TaggingTokenizer
     from nlpkit.text.embeddings import embedding_matrix
     from nlpkit.text.tag_schemes import scheme_tags
-    from nlpkit.training import set_seed, standard_callbacks
+    from nlpkit.distribute import setup_training
+    from nlpkit.training import standard_callbacks
 
-    set_seed(config.seed)
+    setup = setup_training(strategy=config.strategy, mixed_precision=config.mixed_precision, seed=config.seed,
+                           deterministic=config.deterministic, batch_size=config.batch_size)
+    print(setup.describe())
     splits, data_scheme = load_splits(config)
     if not splits["train"]:
         raise ValueError("the training split is empty")
@@ -384,19 +392,21 @@ def train(config):
           f"words {len(tokenizer.vocabulary)}  characters {len(tokenizer.char_vocabulary)}  "
           f"data scheme {data_scheme}  model tags {tags}")
 
-    model = build_model(config, tokenizer, tags, data_scheme)
+    model = setup.build(build_model, config, tokenizer, tags, data_scheme)
     if pretrained_vectors is not None:
         matrix, coverage = embedding_matrix(tokenizer.vocabulary, pretrained_words, pretrained_vectors, seed=config.seed)
         model.set_embeddings(matrix)
         print(f"pretrained vectors cover {coverage:.1%} of the vocabulary")
 
     def dataset(rows, shuffle):
-        return tagging_dataset(*encode(model, tokenizer, rows), batch_size=config.batch_size, shuffle=shuffle,
-                               seed=config.seed)
+        return setup.dataset(tagging_dataset(*encode(model, tokenizer, rows), batch_size=config.batch_size,
+                                             shuffle=shuffle, seed=config.seed))
 
     valid_rows = splits["valid"] or splits["train"]
-    work_dir = Path(config.output_dir).with_name(Path(config.output_dir).name + ".work")
-    callbacks = standard_callbacks(work_dir, monitor="val_span_f1", mode="max", patience=config.patience)
+    output_dir = setup.output_dir(config.output_dir)
+    work_dir = output_dir.with_name(output_dir.name + ".work")
+    callbacks = standard_callbacks(work_dir, monitor="val_span_f1", mode="max", patience=config.patience,
+                                   backup_steps=config.backup_steps)
     timer = epoch_timer()
     callbacks.append(timer)
     if config.lr_decay_patience > 0:
@@ -415,6 +425,7 @@ def train(config):
         verbose=2 if not sys.stdout.isatty() else 1,
     )
     training_seconds = time.perf_counter() - started
+    model = setup.local_model(model)  # evaluate and export on one device
     epochs_run = len(history.history["loss"])
     metrics = {
         "training_seconds": round(training_seconds, 1),
@@ -432,7 +443,7 @@ def train(config):
             print(f"\n== {split} ({data_scheme}, conlleval) ==\n{format_span_report(report)}")
 
     bundle = write_bundle(
-        config.output_dir,
+        output_dir,
         task="sequence_tagging",
         model=model,
         tokenizer=tokenizer,

@@ -27,6 +27,7 @@ from keras import ops
 
 # keras.src: the functions Keras' own losses and metrics use to read and attach masks.
 from keras.src.backend import get_keras_mask, set_keras_mask
+from keras.src.losses.loss import scale_loss_for_distribution
 
 from nlpkit.layers.recurrent import read_weight
 
@@ -547,7 +548,9 @@ class CRFModel(OwnLossCompile, keras.Model):
         )
         for extra in self.losses:
             loss = loss + ops.cast(extra, loss.dtype)
-        return loss
+        # Under tf.distribute each replica's gradients are summed: Keras' own losses divide
+        # by the number of replicas, so a custom loss must too (a no-op on one device).
+        return scale_loss_for_distribution(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if getattr(self, "_compile_metrics", None) is not None:

@@ -14,6 +14,7 @@ from keras import ops
 
 # keras.src: how Keras' own metrics attach and read masks (as in nlpkit.layers.crf).
 from keras.src.backend import set_keras_mask
+from keras.src.losses.loss import scale_loss_for_distribution
 
 from nlpkit.layers.crf import OwnLossCompile
 from nlpkit.layers import CRF, Bidirectional, CasingFeatures, CharacterCNN, recurrent_layer
@@ -368,7 +369,9 @@ class SequenceTagger(OwnLossCompile, keras.Model):
             loss = ops.sum(losses * weights) / ops.maximum(ops.sum(ops.cast(mask, losses.dtype)), 1.0)
         for extra in self.losses:
             loss = loss + ops.cast(extra, loss.dtype)
-        return loss
+        # Under tf.distribute each replica's gradients are summed: Keras' own losses divide
+        # by the number of replicas, so a custom loss must too (a no-op on one device).
+        return scale_loss_for_distribution(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if getattr(self, "_compile_metrics", None) is None:

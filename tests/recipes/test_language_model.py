@@ -181,3 +181,11 @@ def test_entry_point_is_registered():
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert pyproject["project"]["entry-points"]["nlpkit.recipes"]["lm"] == "recipes.language_model"
+
+
+@pytest.mark.parametrize("strategy", ["mirrored", "multi_worker", "tpu"])
+def test_distributed_strategies_are_refused_with_the_reason(strategy):
+    with pytest.raises(ValueError, match="Truncated BPTT carries every stream's recurrent state") as error:
+        check_config(Config(strategy=strategy))
+    assert f"strategy={strategy!r}" in str(error.value)
+    check_config(Config(strategy="default"))
