@@ -92,9 +92,18 @@ def test_dynamic_length_inside_a_function():
     assert len(scan._list_all_concrete_functions()) == 1
 
 
-def test_chunk_must_be_a_power_of_two():
-    with pytest.raises(ValueError, match="Received: chunk=12"):
-        linear_scan(np.ones((1, 3, 1), np.float32), np.ones((1, 3, 1), np.float32), chunk=12)
+@pytest.mark.parametrize("chunk", [1, 5, 32])
+def test_any_chunk_length_gives_the_same_scan(chunk):
+    rng = np.random.default_rng(chunk)
+    a = rng.uniform(0.0, 1.0, (2, 23, 3)).astype(np.float32)
+    b = rng.normal(size=(2, 23, 3)).astype(np.float32)
+    np.testing.assert_allclose(linear_scan(a, b, chunk=chunk)[1].numpy(), loop(a, b), atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [0, 2.0, True])
+def test_chunk_must_be_a_positive_int(chunk):
+    with pytest.raises(ValueError, match=f"Received: chunk={chunk!r}"):
+        linear_scan(np.ones((1, 3, 1), np.float32), np.ones((1, 3, 1), np.float32), chunk=chunk)
 
 
 def test_activations_are_stable_and_exact():
