@@ -93,8 +93,12 @@ def run(args):
     import numpy as np
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    except RuntimeError as error:
+        # TensorFlow already ran in this process (tests call main()); it keeps its pools.
+        log(f"thread count unchanged: {error}")
     kinds = [kind.strip() for kind in args.layers.split(",") if kind.strip()]
     unknown = sorted(set(kinds) - set(LAYERS))
     if unknown or "lstm" not in kinds:
@@ -137,7 +141,7 @@ def run(args):
             "batch": args.batch, "time": args.time, "embedding_dim": args.embedding_dim,
             "vocabulary": args.vocabulary, "lstm_units": args.lstm_units,
         },
-        "threads": args.threads,
+        "threads": tf.config.threading.get_intra_op_parallelism_threads() or args.threads,
         "repeats": args.repeats,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "versions": {"tensorflow": tf.__version__},
