@@ -56,7 +56,7 @@ class Config:
     min_frequency: int = dataclasses.field(default=2, metadata={"help": "rarer tokens become <unk>"})
     max_vocabulary: int = dataclasses.field(default=0, metadata={"help": "largest vocabulary, 0 = no limit"})
     # Model (nlpkit.models.LanguageModel).
-    cell: str = dataclasses.field(default="lstm", metadata={"help": "lstm, gru or simple_rnn"})
+    cell: str = dataclasses.field(default="lstm", metadata={"help": "lstm, gru, simple_rnn, mingru, minlstm or mamba"})
     embedding_dim: int = 64
     units: int = 128
     num_layers: int = 2

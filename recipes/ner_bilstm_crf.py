@@ -68,7 +68,7 @@ class Config:
     # Model.
     tag_scheme: str = dataclasses.field(default="BIOES", metadata={"help": "scheme the model is trained in"})
     head: str = dataclasses.field(default="crf", metadata={"help": "crf or softmax"})
-    cell: str = dataclasses.field(default="lstm", metadata={"help": "lstm or gru"})
+    cell: str = dataclasses.field(default="lstm", metadata={"help": "lstm, gru, simple_rnn, mingru, minlstm or mamba"})
     word_embedding_dim: int = 100
     char_embedding_dim: int = 30
     char_filters: int = dataclasses.field(default=50, metadata={"help": "0 turns character features off"})

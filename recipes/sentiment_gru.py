@@ -73,7 +73,7 @@ class Config:
         default=5e-4, metadata={"help": "learning rate of the second fit (fresh Adam state)"}
     )
     # Model.
-    cell: str = dataclasses.field(default="gru", metadata={"help": "gru, lstm or simple_rnn"})
+    cell: str = dataclasses.field(default="gru", metadata={"help": "lstm, gru, simple_rnn, mingru, minlstm or mamba"})
     embedding_dim: int = 128
     units: int = 128
     num_layers: int = 1

@@ -4,7 +4,8 @@ A streaming model runs a recurrent network one time step per call, the way a key
 language model generating token by token does. The TFLite ``step`` signature written here
 holds no state of its own: every recurrent state is an explicit input *and* output named
 ``state_<k>_<part>`` (``k`` counts the recurrent layers of the stack from 0; ``part`` is ``h``
-for the hidden state and ``c`` for an LSTM's cell state), so the caller carries the states
+for the hidden state and ``c`` for an LSTM's cell state, or the layer's own ``state_parts``:
+``conv`` and ``ssm`` for `nlpkit.layers.Mamba`'s convolution window and SSM state), so the caller carries the states
 between ``invoke()`` calls and can save, restore or fork them.
 
 What streams: a chain of
@@ -107,7 +108,7 @@ class StreamingStack(tf.Module):
         self.state_names = tuple(
             f"{STATE_PREFIX}{k}_{part}"
             for k, layer in enumerate(recurrent)
-            for part in _state_parts(len(_state_sizes(layer)))
+            for part in _state_parts(layer)
         )
         taken = {self.input_name, self.output_name} & set(self.state_names)
         if taken or self.input_name == self.output_name:
@@ -258,7 +259,12 @@ def _state_sizes(layer):
     return list(size) if isinstance(size, (list, tuple)) else [size]
 
 
-def _state_parts(count):
+def _state_parts(layer):
+    # A layer may name its states (Mamba: "conv", "ssm"); else h, then c, then numbers.
+    named = getattr(layer, "state_parts", None)
+    if named is not None:
+        return tuple(named)
+    count = len(_state_sizes(layer))
     if count == 1:
         return ("h",)
     if count == 2:

@@ -162,10 +162,190 @@ def cell_attribute(name):
     return property(lambda self: getattr(self.cell, name), doc=f"The cell's ``{name}``.")
 
 
-class RecurrentLayer(keras.layers.Layer):
+class RecurrentLayerBase(keras.layers.Layer):
+    """The contract every nlpkit recurrent layer keeps, whatever runs its time axis.
+
+    Keras RNN semantics: right-padded masks (masked steps keep the states),
+    ``go_backwards`` (outputs stay in processing order), ``return_sequences``,
+    ``return_state`` (the final states follow the output), ``initial_state``,
+    ``stateful`` (states kept in non-trainable variables between calls) and
+    ``zero_output_for_mask``; plus the single-step form that streaming export and decoding
+    build on: ``state_size`` (a list, one ``(batch, size)`` tensor per entry),
+    ``get_initial_state(batch_size)`` and ``step(inputs_t, states)``.
+
+    `RecurrentLayer` runs a cell in a loop; `nlpkit.layers.MinGRU`, `MinLSTM` and `Mamba`
+    run a parallel scan. Subclasses set ``units`` (the output width), implement
+    ``state_size``, ``step`` and ``call`` (using `_initial_states` and `_finish`), create
+    their weights in ``build`` and then call this class's ``build``.
+
+    Args:
+        return_sequences: bool, default False. Return the output at every step.
+        return_state: bool, default False. Also return the final states.
+        go_backwards: bool, default False. Process the sequence in reverse.
+        stateful: bool, default False. Keep the final states of each batch in
+            non-trainable variables and start the next call from them (sample ``i`` of a
+            batch continues sample ``i`` of the previous one). Needs a static batch size;
+            ``reset_state()`` sets the states back to zeros.
+        zero_output_for_mask: bool, default False. Masked steps output zeros (set by
+            ``keras.layers.Bidirectional`` when it returns sequences).
+        **kwargs: `keras.layers.Layer` arguments (name, dtype, trainable).
+
+    Example:
+        >>> layer = nlpkit.layers.MinGRU(16, return_state=True)
+        >>> output, h = layer(np.zeros((2, 5, 8), "float32"))
+        >>> output.shape, layer.state_size
+        ((2, 16), [16])
+    """
+
+    def __init__(
+        self,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (
+            ("return_sequences", return_sequences),
+            ("return_state", return_state),
+            ("go_backwards", go_backwards),
+            ("stateful", stateful),
+            ("zero_output_for_mask", zero_output_for_mask),
+        ):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.go_backwards = go_backwards
+        self.stateful = stateful
+        self.zero_output_for_mask = zero_output_for_mask
+        self.supports_masking = True
+        self.input_spec = keras.InputSpec(ndim=3)
+        self._set_states(None)
+
+    @property
+    def state_size(self):
+        """One size per carried state (a list)."""
+        raise NotImplementedError
+
+    def _set_states(self, variables):
+        # Untracked, as in Keras' RNN layer: the states are not weights, so get_weights()
+        # and saved files stay those of the stock layer (and set_weights between them works).
+        object.__setattr__(self, "states", variables)
+
+    def build(self, input_shape):
+        if self.stateful and self.states is None:
+            batch_size = input_shape[0]
+            if batch_size is None:
+                raise ValueError(
+                    f"Layer {self.name!r} has stateful=True, which needs a static batch size, "
+                    f"but its input shape is {tuple(input_shape)}. Give the model a fixed batch "
+                    "(e.g. keras.Input(shape, batch_size=32)) or call the layer on a batch."
+                )
+            self._set_states(
+                [
+                    keras.Variable(
+                        initializer="zeros",
+                        shape=(batch_size, size),
+                        dtype=self.variable_dtype,
+                        trainable=False,
+                        name=f"state_{index}",
+                    )
+                    for index, size in enumerate(self.state_size)
+                ]
+            )
+
+    def reset_state(self):
+        """Sets the states of a stateful layer back to zeros (no-op without states)."""
+        for variable in self.states or ():
+            variable.assign(ops.zeros_like(variable))
+
+    def reset_states(self):
+        """Alias of `reset_state` (the Keras 2 name)."""
+        self.reset_state()
+
+    def get_initial_state(self, batch_size):
+        """Zero states, one ``(batch_size, size)`` tensor per entry of ``state_size``."""
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
+
+    def step(self, inputs_t, states):
+        """One time step in inference mode: ``(batch, input_dim)`` and states in.
+
+        Returns ``(output_t, new_states)``; running it over a sequence gives the same
+        outputs as calling the layer on the whole sequence (without a mask, forwards).
+        This is the single-step form that streaming export builds on; it never reads or
+        writes the variables of a stateful layer.
+        """
+        raise NotImplementedError
+
+    def _initial_states(self, inputs, initial_state, dtype):
+        if initial_state is not None:
+            states = initial_state
+            states = list(states) if isinstance(states, (list, tuple)) else [states]
+            if len(states) != len(self.state_size):
+                raise ValueError(
+                    f"{self.name} expects {len(self.state_size)} initial state tensor(s); "
+                    f"received {len(states)}."
+                )
+            return states
+        if not self.stateful:
+            batch = ops.shape(inputs)[0]
+            return [ops.zeros((batch, size), dtype=dtype) for size in self.state_size]
+        expected, received = self.states[0].shape[0], inputs.shape[0]
+        if received is not None and received != expected:
+            raise ValueError(
+                f"Stateful layer {self.name!r} holds states for a batch of {expected}; it "
+                f"received a batch of {received} (inputs shape {tuple(inputs.shape)})."
+            )
+        # Read before the loop, like the weights, so the loop body holds tensors only.
+        return [ops.cast(variable, dtype) for variable in self.states]
+
+    def _finish(self, last, sequence, final_states, mask, initial_state):
+        if mask is not None and (initial_state is not None or self.stateful):
+            last, sequence = zero_outputs_before_first_step(mask, last, sequence, self.go_backwards)
+        if self.stateful:
+            for variable, state in zip(self.states, final_states):
+                variable.assign(ops.cast(state, variable.dtype))
+        output = sequence if self.return_sequences else last
+        if self.return_state:
+            return [output] + final_states
+        return output
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None or not self.return_sequences:
+            return [None] * (1 + len(self.state_size)) if self.return_state else None
+        output_mask = mask
+        if self.return_state:
+            return [output_mask] + [None] * len(self.state_size)
+        return output_mask
+
+    def compute_output_shape(self, inputs_shape, initial_state_shape=None):
+        batch, time = inputs_shape[0], inputs_shape[1]
+        output_shape = (batch, time, self.units) if self.return_sequences else (batch, self.units)
+        if self.return_state:
+            return [output_shape] + [(batch, size) for size in self.state_size]
+        return output_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "return_sequences": self.return_sequences,
+                "return_state": self.return_state,
+                "go_backwards": self.go_backwards,
+                "stateful": self.stateful,
+                "zero_output_for_mask": self.zero_output_for_mask,
+            }
+        )
+        return config
+
+
+class RecurrentLayer(RecurrentLayerBase):
     """Base class of nlpkit's SimpleRNN, LSTM and GRU layers (Keras RNN semantics).
 
-    The layer holds ``self.cell`` (an `nlpkit.layers.cells.RecurrentCell`, which owns the
+    The contract (masks, states, the single step) is `RecurrentLayerBase`'s. The layer holds ``self.cell`` (an `nlpkit.layers.cells.RecurrentCell`, which owns the
     weights and the math of one step) and runs the loop around it: masks,
     ``go_backwards``, ``return_sequences``, ``return_state``, ``initial_state``,
     ``stateful``, per-sequence dropout masks, and the choice between the plain loop and
@@ -226,7 +406,14 @@ class RecurrentLayer(keras.layers.Layer):
         use_cudnn="auto",
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            zero_output_for_mask=zero_output_for_mask,
+            **kwargs,
+        )
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f'`use_cudnn` must be "auto", True or False. Received: use_cudnn={use_cudnn!r}')
         for method in ("project_inputs", "make_step", "fast_cell", "get_initial_state"):
@@ -235,52 +422,18 @@ class RecurrentLayer(keras.layers.Layer):
                     "`cell` must be an nlpkit recurrent cell (e.g. nlpkit.layers.LSTMCell). "
                     f"Received: cell={cell!r}, which has no `{method}` method"
                 )
-        if not isinstance(stateful, bool):
-            raise ValueError(f"`stateful` must be a bool. Received: stateful={stateful!r}")
         self.cell = cell
-        self.return_sequences = return_sequences
-        self.return_state = return_state
-        self.go_backwards = go_backwards
-        self.stateful = stateful
-        self.zero_output_for_mask = zero_output_for_mask
         self.fast_backward = bool(fast_backward)
         self.use_cudnn = use_cudnn
-        self.supports_masking = True
-        self.input_spec = keras.InputSpec(ndim=3)
-        self._set_states(None)
 
     @property
     def state_size(self):
         return self.cell.state_size
 
-    def _set_states(self, variables):
-        # Untracked, as in Keras' RNN layer: the states are not weights, so get_weights()
-        # and saved files stay those of the stock layer (and set_weights between them works).
-        object.__setattr__(self, "states", variables)
-
     def build(self, input_shape):
         if not self.cell.built:
             self.cell.build((input_shape[0], input_shape[-1]))
-        if self.stateful and self.states is None:
-            batch_size = input_shape[0]
-            if batch_size is None:
-                raise ValueError(
-                    f"Layer {self.name!r} has stateful=True, which needs a static batch size, "
-                    f"but its input shape is {tuple(input_shape)}. Give the model a fixed batch "
-                    "(e.g. keras.Input(shape, batch_size=32)) or call the layer on a batch."
-                )
-            self._set_states(
-                [
-                    keras.Variable(
-                        initializer="zeros",
-                        shape=(batch_size, size),
-                        dtype=self.variable_dtype,
-                        trainable=False,
-                        name=f"state_{index}",
-                    )
-                    for index, size in enumerate(self.state_size)
-                ]
-            )
+        super().build(input_shape)
 
     def load_own_variables(self, store):
         # `.keras` files written before layers held cells keep the weights on the layer
@@ -298,15 +451,6 @@ class RecurrentLayer(keras.layers.Layer):
             weight.assign(store[str(index)])
         self.cell.loaded_by_layer = True
 
-    def reset_state(self):
-        """Sets the states of a stateful layer back to zeros (no-op without states)."""
-        for variable in self.states or ():
-            variable.assign(ops.zeros_like(variable))
-
-    def reset_states(self):
-        """Alias of `reset_state` (the Keras 2 name)."""
-        self.reset_state()
-
     def get_initial_state(self, batch_size):
         """Zero states, one ``(batch_size, size)`` tensor per entry of ``state_size``."""
         return self.cell.get_initial_state(batch_size)
@@ -320,28 +464,6 @@ class RecurrentLayer(keras.layers.Layer):
         writes the variables of a stateful layer.
         """
         return self.cell.call(inputs_t, list(states), training=False)
-
-    def _initial_states(self, inputs, initial_state, dtype):
-        if initial_state is not None:
-            states = initial_state
-            states = list(states) if isinstance(states, (list, tuple)) else [states]
-            if len(states) != len(self.state_size):
-                raise ValueError(
-                    f"{self.name} expects {len(self.state_size)} initial state tensor(s); "
-                    f"received {len(states)}."
-                )
-            return states
-        if not self.stateful:
-            batch = ops.shape(inputs)[0]
-            return [ops.zeros((batch, size), dtype=dtype) for size in self.state_size]
-        expected, received = self.states[0].shape[0], inputs.shape[0]
-        if received is not None and received != expected:
-            raise ValueError(
-                f"Stateful layer {self.name!r} holds states for a batch of {expected}; it "
-                f"received a batch of {received} (inputs shape {tuple(inputs.shape)})."
-            )
-        # Read before the loop, like the weights, so the loop body holds tensors only.
-        return [ops.cast(variable, dtype) for variable in self.states]
 
     def call(self, inputs, mask=None, initial_state=None, training=False):
         cell = self.cell
@@ -410,32 +532,6 @@ class RecurrentLayer(keras.layers.Layer):
             )
         return None
 
-    def _finish(self, last, sequence, final_states, mask, initial_state):
-        if mask is not None and (initial_state is not None or self.stateful):
-            last, sequence = zero_outputs_before_first_step(mask, last, sequence, self.go_backwards)
-        if self.stateful:
-            for variable, state in zip(self.states, final_states):
-                variable.assign(ops.cast(state, variable.dtype))
-        output = sequence if self.return_sequences else last
-        if self.return_state:
-            return [output] + final_states
-        return output
-
-    def compute_mask(self, inputs, mask=None):
-        if mask is None or not self.return_sequences:
-            return [None] * (1 + len(self.state_size)) if self.return_state else None
-        output_mask = mask
-        if self.return_state:
-            return [output_mask] + [None] * len(self.state_size)
-        return output_mask
-
-    def compute_output_shape(self, inputs_shape, initial_state_shape=None):
-        batch, time = inputs_shape[0], inputs_shape[1]
-        output_shape = (batch, time, self.units) if self.return_sequences else (batch, self.units)
-        if self.return_state:
-            return [output_shape] + [(batch, size) for size in self.state_size]
-        return output_shape
-
     def get_config(self):
         config = super().get_config()
         # The cell's arguments are the layer's own constructor arguments (flat, as before
@@ -444,15 +540,5 @@ class RecurrentLayer(keras.layers.Layer):
         for key in ("name", "trainable", "dtype"):
             cell_config.pop(key, None)
         config.update(cell_config)
-        config.update(
-            {
-                "return_sequences": self.return_sequences,
-                "return_state": self.return_state,
-                "go_backwards": self.go_backwards,
-                "stateful": self.stateful,
-                "zero_output_for_mask": self.zero_output_for_mask,
-                "fast_backward": self.fast_backward,
-                "use_cudnn": self.use_cudnn,
-            }
-        )
+        config.update({"fast_backward": self.fast_backward, "use_cudnn": self.use_cudnn})
         return config

@@ -116,6 +116,12 @@ class TiedOutput(keras.layers.Layer):
         return config
 
 
+def _has_recurrent_kernel(layer):
+    # The parallel-scan layers (MinGRU, MinLSTM, Mamba) hold no cell and no
+    # hidden-to-hidden kernel: nothing for weight dropout to drop.
+    return getattr(getattr(layer, "cell", None), "recurrent_kernel", None) is not None
+
+
 @contextlib.contextmanager
 def _recurrent_kernel(cell, kernel):
     """Makes ``cell`` read ``kernel`` as its recurrent kernel for the duration of one call.
@@ -159,13 +165,16 @@ class LanguageModel(keras.Model):
         units: int, default 1150. Hidden size of every recurrent layer except, with
             ``tie_weights``, the last one.
         num_layers: int, default 3.
-        cell: "lstm" (default), "gru" or "simple_rnn".
+        cell: "lstm" (default), or any other key of `nlpkit.layers.RECURRENT_LAYERS`
+            ("gru", "simple_rnn", "mingru", "minlstm", "mamba").
         tie_weights: bool, default True. Share the embedding matrix with the output layer.
         embedding_dropout: float, default 0.1. Fraction of word types dropped per batch.
         input_dropout: float, default 0.65. Locked dropout on the embeddings.
         dropout: float, default 0.3. Locked dropout between recurrent layers.
         output_dropout: float, default 0.4. Locked dropout on the last layer's output.
-        weight_dropout: float, default 0.5. DropConnect on the recurrent kernels.
+        weight_dropout: float, default 0.5. DropConnect on the recurrent kernels; the
+            parallel-scan cells ("mingru", "minlstm", "mamba") have none, and it does not
+            apply to them.
         stateful: bool, default False. Carry states across batches (see above).
         seed: optional int, seed of every dropout mask.
         **kwargs: `keras.Model` arguments (name).
@@ -287,7 +296,7 @@ class LanguageModel(keras.Model):
             x = self._drop_word_types(x, token_ids)
         x = self.locked_dropouts[0](x, training=training)
         for layer, dropout in zip(self.recurrent_layers, self.locked_dropouts[1:]):
-            if training and self.weight_dropout > 0:
+            if training and self.weight_dropout > 0 and _has_recurrent_kernel(layer):
                 with _recurrent_kernel(layer.cell, self._dropped_kernel(layer)):
                     x = layer(x, training=training)
             else:

@@ -314,7 +314,9 @@ def test_unknown_cell_lists_the_choices():
     assert "'nope'" in message
     for choice in ("gru", "lstm", "simple_rnn"):
         assert choice in message
-    assert sorted(nlpkit.layers.RECURRENT_LAYERS) == ["gru", "lstm", "simple_rnn"]
+    assert sorted(nlpkit.layers.RECURRENT_LAYERS) == [
+        "gru", "lstm", "mamba", "mingru", "minlstm", "simple_rnn"
+    ]
 
 
 def test_wrong_number_of_initial_states(batch):

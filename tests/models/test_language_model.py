@@ -27,7 +27,10 @@ def token_ids(batch=3, time=7, seed=0):
     {},
     {"cell": "gru", "tie_weights": False, "num_layers": 1},
     {"cell": "simple_rnn", "num_layers": 3},
-], ids=["lstm-tied", "gru-untied", "simple_rnn-3"])
+    # The scan layers have no recurrent kernel: the default weight dropout passes them by.
+    {"cell": "mingru"},
+    {"cell": "mamba", "num_layers": 1},
+], ids=["lstm-tied", "gru-untied", "simple_rnn-3", "mingru-tied", "mamba-1"])
 def test_model_checks(options, tmp_path):
     inputs = token_ids()
     model, reloaded = run_model_checks(
@@ -59,7 +62,7 @@ def test_tied_output_is_the_transposed_embedding():
         TiedOutput()(hidden)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn", "mingru", "minlstm", "mamba"])
 def test_step_by_step_equals_the_whole_sequence(cell):
     model = small(cell=cell)
     inputs = token_ids()

@@ -1,0 +1,186 @@
+"""Training speed of the parallel-scan layers (MinGRU, MinLSTM, Mamba) against nlpkit's LSTM at long T.
+
+Issue 7's target: at T=1000 on this 2-core machine, MinGRU and Mamba train at >= 3x the
+tokens/s of nlpkit's LSTM (a parallel scan against a sequential loop with a hand-written
+backward pass) at matched parameter counts. Every layer runs the same small language model,
+side by side in one process: Embedding(V, E) -> layer (every step returned) -> Dense(V),
+sparse softmax cross-entropy, Adam, ``Model.train_on_batch`` on one fixed random batch.
+
+Parameters are matched on the recurrent layer: each scan layer gets the ``units`` whose
+parameter count is closest to the LSTM's (the output Dense then differs with ``units``;
+both counts are reported). Each timing is the median of ``--repeats`` training steps after
+one warm-up step (which traces). Prints one JSON document on stdout; logs go to stderr.
+
+    python benchmarks/parallel_scan_speed.py                     # T=1000, B=8, E=64, LSTM H=128
+    python benchmarks/parallel_scan_speed.py --layers lstm,mingru --time 300
+    python benchmarks/parallel_scan_speed.py --quick             # tiny shapes, smoke test
+
+Run it on an idle machine for numbers that mean anything; under load (or ``nice``) the
+ratios are noisy, because the layers are timed one after another, not interleaved.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+LAYERS = ("lstm", "mingru", "minlstm", "mamba")
+DEFAULT_LAYERS = "lstm,mingru,mamba"
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def layer_parameters(kind, units, input_dim, options):
+    from nlpkit.layers import recurrent_layer
+
+    layer = recurrent_layer(kind, units, **options)
+    layer.build((None, None, input_dim))
+    return int(sum(int(w.numpy().size) for w in layer.trainable_weights))
+
+
+def matched_units(kind, target, input_dim, options, largest=4096):
+    """The ``units`` whose layer parameter count is closest to ``target`` (bisection)."""
+    low, high = 1, largest
+    while high - low > 1:
+        middle = (low + high) // 2
+        if layer_parameters(kind, middle, input_dim, options) < target:
+            low = middle
+        else:
+            high = middle
+    return min(
+        (low, high), key=lambda units: abs(layer_parameters(kind, units, input_dim, options) - target)
+    )
+
+
+def build_model(kind, units, vocabulary, embedding_dim, options):
+    import keras
+
+    from nlpkit.layers import recurrent_layer
+
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int32"),
+        keras.layers.Embedding(vocabulary, embedding_dim),
+        recurrent_layer(kind, units, return_sequences=True, **options),
+        keras.layers.Dense(vocabulary),
+    ])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def time_training(model, inputs, targets, repeats):
+    start = time.perf_counter()
+    model.train_on_batch(inputs, targets)  # traces the train step
+    warmup = time.perf_counter() - start
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.train_on_batch(inputs, targets)
+        timings.append(time.perf_counter() - start)
+    return warmup, timings
+
+
+def run(args):
+    import numpy as np
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    except RuntimeError as error:
+        # TensorFlow already ran in this process (tests call main()); it keeps its pools.
+        log(f"thread count unchanged: {error}")
+    kinds = [kind.strip() for kind in args.layers.split(",") if kind.strip()]
+    unknown = sorted(set(kinds) - set(LAYERS))
+    if unknown or "lstm" not in kinds:
+        raise SystemExit(f"--layers must include lstm and only use {LAYERS}. Received: {args.layers!r}")
+    options = {"mamba": {"d_state": args.d_state}}
+    target = layer_parameters("lstm", args.lstm_units, args.embedding_dim, {})
+    rng = np.random.default_rng(args.seed)
+    inputs = rng.integers(0, args.vocabulary, (args.batch, args.time)).astype("int32")
+    targets = rng.integers(0, args.vocabulary, (args.batch, args.time)).astype("int32")
+    rows = []
+    for kind in kinds:
+        kind_options = options.get(kind, {})
+        units = args.lstm_units if kind == "lstm" else matched_units(
+            kind, target, args.embedding_dim, kind_options
+        )
+        model = build_model(kind, units, args.vocabulary, args.embedding_dim, kind_options)
+        model.build((None, None))
+        recurrent = model.layers[1]
+        log(f"{kind}: units={units}, timing {args.repeats} steps of {args.batch}x{args.time} tokens")
+        warmup, timings = time_training(model, inputs, targets, args.repeats)
+        median = statistics.median(timings)
+        rows.append({
+            "layer": kind,
+            "units": units,
+            "options": kind_options,
+            "layer_parameters": int(sum(int(w.numpy().size) for w in recurrent.trainable_weights)),
+            "model_parameters": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
+            "train_tokens_per_s": args.batch * args.time / median,
+            "step_seconds": timings,
+            "warmup_seconds": warmup,
+        })
+        log(f"  {rows[-1]['train_tokens_per_s']:.0f} tokens/s (median of {timings})")
+        del model
+    lstm_speed = rows[0]["train_tokens_per_s"] if rows[0]["layer"] == "lstm" else None
+    for row in rows:
+        row["train_vs_lstm"] = row["train_tokens_per_s"] / lstm_speed if lstm_speed else None
+    return {
+        "benchmark": "parallel_scan_speed",
+        "shapes": {
+            "batch": args.batch, "time": args.time, "embedding_dim": args.embedding_dim,
+            "vocabulary": args.vocabulary, "lstm_units": args.lstm_units,
+        },
+        "threads": tf.config.threading.get_intra_op_parallelism_threads() or args.threads,
+        "repeats": args.repeats,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "versions": {"tensorflow": tf.__version__},
+        "target": "MinGRU and Mamba train_vs_lstm >= 3 at T=1000",
+        "rows": rows,
+    }
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", default=DEFAULT_LAYERS, help=f"comma-separated subset of {LAYERS}, with lstm")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--time", type=int, default=1000)
+    parser.add_argument("--embedding-dim", type=int, default=64)
+    parser.add_argument("--vocabulary", type=int, default=256)
+    parser.add_argument("--lstm-units", type=int, default=128)
+    parser.add_argument("--d-state", type=int, default=16, help="Mamba's state size per channel")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=None, help="also write the JSON here")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, 1 repeat: a smoke test")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch, args.time, args.embedding_dim, args.vocabulary = 2, 40, 8, 16
+        args.lstm_units, args.d_state, args.repeats = 8, 4, 1
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = run(args)
+    text = json.dumps(result, indent=2)
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Smoke test of benchmarks/parallel_scan_speed.py: the quick run, its JSON, matched parameters."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "parallel_scan_speed.py"
+
+
+@pytest.fixture(scope="module")
+def speed():
+    # benchmarks/ is a folder of scripts, not a package, so the module is loaded by path.
+    spec = importlib.util.spec_from_file_location("parallel_scan_speed_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_quick_run_prints_matched_rows_and_writes_the_json(speed, capsys, tmp_path):
+    output = tmp_path / "speed.json"
+    exit_code = speed.main(["--quick", "--layers", "lstm,mingru,minlstm,mamba", "--output", str(output)])
+
+    result = json.loads(capsys.readouterr().out)
+    assert exit_code == 0
+    assert json.loads(output.read_text()) == result
+    assert result["shapes"]["time"] == 40
+    rows = result["rows"]
+    assert [row["layer"] for row in rows] == ["lstm", "mingru", "minlstm", "mamba"]
+    lstm = rows[0]
+    assert lstm["train_vs_lstm"] == 1.0
+    for row in rows:
+        assert row["train_tokens_per_s"] > 0 and len(row["step_seconds"]) == 1
+        # Matched to the LSTM's layer parameters within one unit's worth (under 10% here).
+        assert abs(row["layer_parameters"] - lstm["layer_parameters"]) < 0.1 * lstm["layer_parameters"]
+
+
+def test_matched_units_is_closest_and_layers_are_validated(speed):
+    target = speed.layer_parameters("lstm", 16, 8, {})
+    units = speed.matched_units("mingru", target, 8, {})
+    # MinGRU has 2 * units * (8 + 1) parameters.
+    assert units == round(target / 18)
+    with pytest.raises(SystemExit, match="Received: 'mingru'"):
+        speed.run(speed.parse_args(["--layers", "mingru"]))
