@@ -372,6 +372,67 @@ class Seq2Seq(keras.Model):
         new_states = self._decoder_step(embedded, states[:count], memory, keys, mask)
         return self.output_layer(new_states[0]), [*new_states, memory, keys, mask]
 
+    @property
+    def decoding_state_names(self):
+        """Names of the `decoding_states`, in order (the TFLite signatures' tensor names)."""
+        cell_names = ["state_h", "state_c"] if self.cell == "lstm" else ["state_h"]
+        return ["attentional", *cell_names, "memory", "keys", "memory_mask"]
+
+    # -- export ---------------------------------------------------------------------------------
+
+    def tflite_endpoints(self):
+        """The TFLite signatures: ``encode`` and ``decode_step`` (batch 1, any source length).
+
+        ``encode``: ``source_ids`` int32 ``(1, time)`` (end id included) -> the decoding
+        states by name (`decoding_state_names`). ``decode_step``: ``token_id`` int32 ``(1,)``,
+        the recurrent states and ``memory``, ``keys``, ``memory_mask`` -> ``logits``
+        ``(1, target_vocabulary_size)`` and the new recurrent states under the same names.
+        Nothing is kept between calls: the states travel in and out explicitly.
+        """
+        import tensorflow as tf
+
+        names = self.decoding_state_names
+        count = self.decoder_state_count
+        key_dim = self.units if self.attention == "luong" else (self.attention_units or self.units)
+        widths = [self.attentional_dim] + [self.units] * (count - 1)
+        state_specs = [tf.TensorSpec([1, width], tf.float32, name=name) for name, width in zip(names, widths)]
+        memory_specs = [
+            tf.TensorSpec([1, None, self.memory_dim], tf.float32, name="memory"),
+            tf.TensorSpec([1, None, key_dim], tf.float32, name="keys"),
+            tf.TensorSpec([1, None], tf.float32, name="memory_mask"),
+        ]
+
+        def encode(source_ids):
+            return dict(zip(names, self.decoding_states(source_ids)))
+
+        def decode_step(token_id, *states):
+            logits, new_states = self.step(token_id, list(states))
+            return {"logits": logits, **dict(zip(names[:count], new_states[:count]))}
+
+        return {
+            "encode": (encode, [tf.TensorSpec([1, None], tf.int32, name="source_ids")]),
+            "decode_step": (decode_step, [tf.TensorSpec([1], tf.int32, name="token_id"), *state_specs, *memory_specs]),
+        }
+
+    def translate_graph(self, source_ids, beam_width=1, length_penalty=1.0, max_length_ratio=2.0, max_length_offset=10):
+        """Token ids of the translations of right-padded ``source_ids`` as one TensorFlow graph.
+
+        Beam search (greedy with ``beam_width=1``) by `nlpkit.decoding.graph_search`; row
+        ``i`` generates at most ``int(max_length_ratio * length_i + max_length_offset)``
+        tokens. Returns int32 ``(batch, steps)``, the end id included, 0 after it.
+        """
+        import tensorflow as tf
+
+        from nlpkit.decoding.graph_search import graph_beam_search
+
+        source_ids = tf.cast(source_ids, tf.int32)
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, 0), tf.float32), axis=1)
+        limits = tf.cast(tf.floor(max_length_ratio * lengths + max_length_offset), tf.int32)
+        return graph_beam_search(
+            self.step, self.decoding_states(source_ids), self.bos_id, self.eos_id, limits,
+            self.target_vocabulary_size, beam_width, length_penalty,
+        )
+
     def get_config(self):
         config = super().get_config()
         config.update(
