@@ -70,3 +70,36 @@ def strip_end(tokens, eos_id):
     """The tokens before the first ``eos_id``."""
     tokens = list(tokens)
     return tokens[: tokens.index(eos_id)] if eos_id in tokens else tokens
+
+
+def translate_texts(step_fn, tokenizer, texts, bos_id, eos_id, method="greedy", batch_size=64,
+                    max_source_length=None, **options):
+    """Translates texts in batches of similar length and returns them in the input order.
+
+    Args:
+        step_fn: as in `translate_ids`.
+        tokenizer: the subword tokenizer (``encode`` / ``decode``), shared by both languages.
+        texts: list of str.
+        bos_id, eos_id, method, **options: as in `translate_ids`.
+        batch_size: int, default 64. Sources per search; sorting by length first keeps
+            padding (and per-row work on TFLite) low.
+        max_source_length: optional int, see `nlpkit.data.translation.encode_source`.
+
+    Returns:
+        ``(translations, token_lists)``: detokenized strings and the generated ids (end id
+        removed), one per text.
+
+    Example:
+        >>> translations, _ = translate_texts(KerasDecoderStep(model), tokenizer, ["Ein Hund."], 2, 3)
+    """
+    from nlpkit.data.translation import encode_source
+
+    sources = [encode_source(tokenizer, text, max_source_length) for text in texts]
+    order = sorted(range(len(sources)), key=lambda index: len(sources[index]))
+    tokens = [None] * len(sources)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        result = translate_ids(step_fn, [sources[row] for row in rows], bos_id, eos_id, method, **options)
+        for row, row_tokens in zip(rows, result.tokens):
+            tokens[row] = strip_end(row_tokens, eos_id)
+    return [tokenizer.decode(row_tokens) for row_tokens in tokens], tokens
