@@ -33,6 +33,7 @@ from nlpkit.layers import (
     recurrent_layer,
 )
 from nlpkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
+from nlpkit.layers.fast_backward import fast_recurrence
 from nlpkit.layers.recurrent import run_recurrence
 from nlpkit.models.language_model import TiedOutput
 
@@ -297,17 +298,58 @@ class Seq2Seq(keras.Model):
         memory, memory_mask, cell_states = self.encode(source_ids, training=training)
         keys = self.attention_layer.project_memory(memory)
         embedded = self.dropouts[-1](self.target_embedding(ops.cast(decoder_input_ids, "int32")), training=training)
-        states = self._initial_decoder_states(cell_states)
-        # Target padding sits at the end and its logits carry no loss, so the loop runs
-        # every step unmasked; `run_recurrence` collects states[0], the attentional vectors.
-        _, attentional, _ = run_recurrence(
-            lambda embedded_t, states: self._decoder_step(embedded_t, states, memory, keys, memory_mask),
-            embedded,
-            states,
-            return_sequences=True,
-        )
+        cell = self.decoder_cell
+        # The embedding part of every step's cell input is projected for all steps at once,
+        # and the recurrent weights are read once, outside the loop. Target padding sits at
+        # the end and its logits carry no loss, so the loops run every step unmasked.
+        projected = ops.matmul(embedded, cell.kernel[: self.embedding_dim])
+        if cell.input_bias() is not None:
+            projected = projected + cell.input_bias()
+        if self.attention == "luong" and not self.input_feeding:
+            attentional = self._decode_without_feeding(projected, cell_states, memory, keys, memory_mask, training)
+        else:
+            attentional = self._decode_step_by_step(projected, cell_states, memory, keys, memory_mask)
         attentional = self.dropouts[-1](attentional, training=training)
         return self.output_layer(attentional)
+
+    def _decode_without_feeding(self, projected, cell_states, memory, keys, memory_mask, training):
+        # Nothing flows from attention back into the recurrence: the decoder RNN runs over
+        # the whole target as one layer call (with the hand-written backward pass while
+        # training) and attention covers all steps in one batched product.
+        cell = self.decoder_cell
+        fast = cell.fast_cell() if training else None
+        if fast is not None:
+            name, recurrent_kernel, recurrent_bias = fast
+            _, outputs, _ = fast_recurrence(
+                name, projected, cell_states, recurrent_kernel, recurrent_bias, return_sequences=True
+            )
+        else:
+            _, outputs, _ = run_recurrence(cell.make_step(None), projected, cell_states, return_sequences=True)
+        context, _ = self.attention_layer.attend(outputs, memory, keys, memory_mask)
+        return self.attentional(ops.concatenate([context, outputs], -1))
+
+    def _decode_step_by_step(self, projected, cell_states, memory, keys, memory_mask):
+        cell = self.decoder_cell
+        feed_kernel = cell.kernel[self.embedding_dim :]
+        recurrent_step = cell.make_step(None)
+
+        def step(projected_t, states):
+            previous, states = states[0], list(states[1:])
+            if self.attention == "bahdanau":
+                context, _ = self.attention_layer.attend(states[0], memory, keys, memory_mask)
+                states = recurrent_step(projected_t + ops.matmul(context, feed_kernel), states)
+            else:
+                if self.input_feeding:
+                    projected_t = projected_t + ops.matmul(previous, feed_kernel)
+                states = recurrent_step(projected_t, states)
+                context, _ = self.attention_layer.attend(states[0], memory, keys, memory_mask)
+            return [self.attentional(ops.concatenate([context, states[0]], -1)), *states]
+
+        # `run_recurrence` collects states[0]: the attentional vectors.
+        _, attentional, _ = run_recurrence(
+            step, projected, self._initial_decoder_states(cell_states), return_sequences=True
+        )
+        return attentional
 
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape, dict):

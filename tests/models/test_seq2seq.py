@@ -43,6 +43,8 @@ def test_step_from_decoding_states_equals_teacher_forcing(config):
     for t in range(inputs["decoder_input_ids"].shape[1]):
         logits, states = model.step(inputs["decoder_input_ids"][:, t], states)
         np.testing.assert_allclose(np.asarray(logits), expected[:, t], atol=1e-5)
+    # Without dropout, training mode (the fast backward path where there is one) computes the same.
+    np.testing.assert_allclose(np.asarray(model(inputs, training=True)), expected, atol=1e-5)
     # Padding after the source changes nothing: the memory is masked.
     padded = np.pad(inputs["source_ids"], ((0, 0), (0, 3)))
     np.testing.assert_allclose(np.asarray(model({**inputs, "source_ids": padded})), expected, atol=1e-5)
