@@ -80,3 +80,15 @@ def test_check_config_names_the_problem():
         check_config(Config(beam_width=0))
     with pytest.raises(ValueError, match="--train-src and --train-tgt"):
         check_config(Config(train_src="x.de"))
+
+
+def test_load_pairs_reads_multi30k_in_both_directions():
+    import os
+
+    data_dir = os.environ.get("NLPKIT_DATA")
+    if not data_dir:
+        pytest.skip("NLPKIT_DATA is not set; real-data tests need the shared data folder")
+    pairs = load_pairs(Config(dataset="multi30k", data_dir=data_dir, max_train_pairs=100))
+    assert [len(pairs[split]) for split in ("train", "valid", "test")] == [100, 1014, 1000]
+    reverse = load_pairs(Config(dataset="multi30k", data_dir=data_dir, src="en", tgt="de", max_train_pairs=1))
+    assert reverse["test"][0] == (pairs["test"][0].target, pairs["test"][0].source)

@@ -118,3 +118,25 @@ def test_graph_tokenizer_matches_twin_in_a_saved_model(tokenizer, tmp_path, corp
 
     save_tokenizer(graph, tmp_path / "assets")
     assert load_graph_tokenizer(tmp_path / "assets")(tf.constant(texts)).to_list() == expected
+
+
+def test_graph_tokenizer_matches_twin_on_multi30k():
+    """Twin equality on real text: trained on Multi30k train, compared on val and test, both sides."""
+    import os
+
+    import tensorflow as tf
+
+    from nlpkit.data import load
+    from nlpkit.text import SentencePieceTokenizer
+
+    data_dir = os.environ.get("NLPKIT_DATA")
+    if not data_dir:
+        pytest.skip("NLPKIT_DATA is not set; twin equality on real text needs the shared datasets")
+    train = load("multi30k", "train", data_dir=data_dir, download=False)[:5000]
+    tokenizer = PythonSentencePieceTokenizer.train([text for pair in train for text in pair], vocabulary_size=4000)
+    graph = SentencePieceTokenizer.from_python(tokenizer)
+    texts = [text for split in ("valid", "test") for pair in load("multi30k", split, data_dir=data_dir, download=False)
+             for text in pair]
+    assert len(texts) == 4028
+    assert graph(tf.constant(texts)).to_list() == tokenizer.encode_batch(texts)
+    assert sum(1 in ids for ids in tokenizer.encode_batch(texts)) < len(texts)  # mostly covered
