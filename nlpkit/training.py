@@ -1,6 +1,7 @@
-"""Pieces every recipe's ``model.fit`` uses: seeding and the standard callbacks."""
+"""Pieces every recipe's ``model.fit`` uses: seeding, the standard callbacks and a time budget."""
 
 import json
+import time
 from pathlib import Path
 
 import keras
@@ -103,3 +104,34 @@ def set_seed(seed):
     """Seeds Python, NumPy and the backend so a run repeats on the same machine."""
     if seed is not None:
         keras.utils.set_random_seed(seed)
+
+
+def time_budget_callback(minutes):
+    """A callback that stops ``fit`` once the next epoch would end after ``minutes`` of training.
+
+    Checked after every epoch (is there time for one more, at the last epoch's pace?) and,
+    as a hard limit, after every batch once the budget is spent. Shared by the recipes.
+
+    Example:
+        >>> model.fit(train, epochs=100, callbacks=[time_budget_callback(60)])  # doctest: +SKIP
+    """
+
+    class TimeBudget(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = self.epoch_started = time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if time.perf_counter() - self.started > minutes * 60:
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.perf_counter()
+            if (now - self.started) + (now - self.epoch_started) > minutes * 60:
+                print(f"time budget: {(now - self.started) / 60:.1f} of {minutes} min spent and an "
+                      f"epoch takes {(now - self.epoch_started) / 60:.1f}; stopping")
+                self.model.stop_training = True
+
+    return TimeBudget()

@@ -247,41 +247,12 @@ def default_prompts(text, level, count):
     return prompts
 
 
-def time_budget_callback(minutes):
-    """A callback that stops ``fit`` once the next epoch would end after ``minutes`` of training.
-
-    Checked after every epoch (is there time for one more, at the last epoch's pace?) and,
-    as a hard limit, after every batch once the budget is spent.
-    """
-    import keras
-
-    class TimeBudget(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.started = self.epoch_started = time.perf_counter()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch_started = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            if time.perf_counter() - self.started > minutes * 60:
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            now = time.perf_counter()
-            if (now - self.started) + (now - self.epoch_started) > minutes * 60:
-                print(f"time budget: {(now - self.started) / 60:.1f} of {minutes} min spent and an "
-                      f"epoch takes {(now - self.epoch_started) / 60:.1f}; stopping")
-                self.model.stop_training = True
-
-    return TimeBudget()
-
-
 def training_callbacks(config, work_dir):
     """Reset states per epoch, early stopping/checkpoints/backup, learning-rate schedule, budget."""
     import keras
 
     from nlpkit.models import ResetStatesCallback
-    from nlpkit.training import standard_callbacks
+    from nlpkit.training import standard_callbacks, time_budget_callback
 
     callbacks = [ResetStatesCallback()]
     callbacks += standard_callbacks(work_dir, monitor="val_perplexity", mode="min", patience=config.patience,

@@ -89,7 +89,9 @@ def run_layer_checks(
 
     Args:
         layer_factory: callable returning a fresh, unbuilt layer.
-        inputs: float array ``(batch, time, features)`` (any rank; axis 1 is left dynamic).
+        inputs: float array ``(batch, time, features)`` (any rank; axis 1 is left dynamic), or
+            a list of arrays for a layer called on a list (each gets its own Input and probe;
+            a rank-2 member keeps its static shape).
         tmp_path: directory for the ``.keras`` file.
         mask: optional bool array ``(batch, time)`` passed as the layer's ``mask``.
         expected_output_shape: optional shape (or list of shapes with ``return_state``) the
@@ -121,29 +123,39 @@ def run_layer_checks(
         assert eager_shapes == [tuple(shape) for shape in expected]
 
     # Symbolic call with dynamic batch and time: the announced shapes must match the real ones.
-    symbolic_inputs = keras.Input(shape=(None,) + tuple(inputs.shape[2:]), dtype=inputs.dtype)
-    model_inputs = [symbolic_inputs]
+    # A layer called on a list (attention: [query, memory]) gets one Input and probe per array.
+    arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    listed = isinstance(inputs, (list, tuple))
+    symbolic_arrays = [
+        # A (batch, features) member of a list (a decoder-step query) has no time axis.
+        keras.Input(shape=tuple(array.shape[1:]) if listed and array.ndim == 2 else (None,) + tuple(array.shape[2:]),
+                    dtype=array.dtype)
+        for array in arrays
+    ]
+    model_inputs = list(symbolic_arrays)
     call_mask = None
     if mask is not None:
         call_mask = keras.Input(shape=(None,), dtype="bool")
         model_inputs.append(call_mask)
     # A trainable probe in front of the layer: it only learns if gradients pass through.
-    probe = keras.layers.Dense(inputs.shape[-1], name="probe")
+    probes = [keras.layers.Dense(array.shape[-1], name=f"probe_{index}") for index, array in enumerate(arrays)]
+    probed = [probe(symbolic) for probe, symbolic in zip(probes, symbolic_arrays)]
     symbolic_layer = layer_factory()
-    symbolic_outputs = symbolic_layer(probe(symbolic_inputs), mask=call_mask)
+    symbolic_outputs = symbolic_layer(probed if listed else probed[0], mask=call_mask)
     for symbolic, eager in zip(_as_list(symbolic_outputs), eager_shapes):
         announced = _shape_tuple(symbolic.shape)
         assert len(announced) == len(eager)
         assert announced[0] is None and announced[2:] == eager[2:], (announced, eager)
     model = keras.Model(model_inputs, _first(symbolic_outputs))
-    model_data = [inputs] if mask is None else [inputs, mask]
+    model_data = arrays if mask is None else arrays + [mask]
 
     before = symbolic_layer.get_weights()
-    probe_before = probe.get_weights()
+    probes_before = [probe.get_weights() for probe in probes]
     _fit_one_step(model, model_data, seed)
     if expect_weights:
         _assert_weights_moved(before, symbolic_layer)
-    _assert_weights_moved(probe_before, probe)
+    for probe, probe_before in zip(probes, probes_before):
+        _assert_weights_moved(probe_before, probe)
 
     # get_config / from_config: same config, and the same outputs once the weights are copied.
     config = symbolic_layer.get_config()

@@ -159,3 +159,58 @@ def test_language_model_sample_files():
             assert line not in seen, f"{line!r} at {split}:{number} and {seen[line]}"
             seen[line] = f"{split}:{number}"
     assert 4000 <= total <= 20000
+
+
+# ---------------------------------------------------------------------------------------------
+# German-English translation sample
+# ---------------------------------------------------------------------------------------------
+
+TRANSLATION_PAIRS = {"train": 400, "valid": 50, "test": 50}
+
+
+@pytest.fixture(scope="module")
+def translation():
+    from nlpkit.data import read_parallel_tsv
+
+    return {
+        split: read_parallel_tsv(sample_path(f"translation_{split}.tsv"), "de", "en")
+        for split in TRANSLATION_PAIRS
+    }
+
+
+def test_translation_sample_shape(translation):
+    for split, pairs in translation.items():
+        text = sample_path(f"translation_{split}.tsv").read_text(encoding="utf-8")
+        assert text.startswith("de\ten\n") and text.endswith(".\n") and "\r" not in text, split
+        assert len(pairs) == TRANSLATION_PAIRS[split], split
+        for index, (german, english) in enumerate(pairs):
+            for sentence in (german, english):
+                assert sentence == sentence.strip() and sentence[-1] == ".", f"{split}:{index}"
+                assert 3 <= len(sentence.split()) <= 20, f"{split}:{index}: {sentence!r}"
+
+
+def test_translation_sample_sources_are_unique_and_german(translation):
+    seen = {}
+    for split, pairs in translation.items():
+        for index, (german, _) in enumerate(pairs):
+            assert german not in seen, f"{german!r} in {split} and {seen[german]}"
+            seen[german] = f"{split}:{index}"
+    german_text = " ".join(pair.source for pairs in translation.values() for pair in pairs)
+    english_text = " ".join(pair.target for pairs in translation.values() for pair in pairs)
+    # Umlauts and sharp s on the German side only: the columns are not swapped.
+    assert set("äöüß") <= set(german_text.lower())
+    assert not set("äöüß") & set(english_text.lower())
+
+
+def test_read_parallel_tsv_names_missing_language_and_bad_rows(tmp_path):
+    from nlpkit.data import read_parallel_tsv
+    from nlpkit.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match="'fr' is not a column"):
+        read_parallel_tsv(sample_path("translation_valid.tsv"), "fr", "en")
+    broken = tmp_path / "broken.tsv"
+    broken.write_text("de\ten\nEin Hund.\tA dog.\nKaputt\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="expected 2 tab-separated fields"):
+        read_parallel_tsv(broken, "de", "en")
+    reversed_pairs = read_parallel_tsv(sample_path("translation_valid.tsv"), "en", "de")
+    assert reversed_pairs[0].target.startswith(("Ein", "Eine", "Zwei", "Drei", "Einige", "Am", "Heute", "Im"))

@@ -22,6 +22,7 @@ from nlpkit.data.readers import (
     read_conll,
     read_lines,
     read_parallel,
+    read_parallel_tsv,
     read_text,
 )
 

@@ -26,6 +26,7 @@ __all__ = [
     "read_conll",
     "read_lines",
     "read_parallel",
+    "read_parallel_tsv",
     "read_text",
 ]
 
@@ -560,3 +561,56 @@ def _unaligned(source_path: Path, target_path: Path, line_number: int, longer: P
         path=longer,
         line=line_number,
     )
+
+
+def read_parallel_tsv(path: PathLike, source: str, target: str) -> list[ParallelPair]:
+    """Reads sentence pairs from a tab-separated file whose header names the languages.
+
+    The embedded translation sample (``translation_train.tsv``: header ``de<TAB>en``) has
+    this form. Fields are split on tabs only, without CSV quoting, so a sentence may hold
+    quotes.
+
+    Args:
+        path: the file; its first line names the columns (e.g. ``de`` and ``en``).
+        source: the column of the source language.
+        target: the column of the target language.
+
+    Returns:
+        One :class:`ParallelPair` per row after the header.
+
+    Raises:
+        DataFormatError: a language is not a column, or a row has a different number of
+            fields than the header (the message names the line).
+
+    Example:
+        >>> from nlpkit.samples import sample_path
+        >>> read_parallel_tsv(sample_path("translation_valid.tsv"), "de", "en")[0].source[:3]
+        'Ein'
+    """
+    path = Path(path)
+    lines = iter_lines(path)
+    header_item = next(lines, None)
+    if header_item is None:
+        raise DataFormatError(f"{path} is empty; expected a header naming the languages", path=path)
+    header = header_item[1].split("\t")
+    for language in (source, target):
+        if language not in header:
+            raise DataFormatError(
+                f"language {language!r} is not a column of {path}; its columns are {header}",
+                path=path,
+                line=1,
+            )
+    if source == target:
+        raise ValueError(f"source and target language are both {source!r}")
+    source_index, target_index = header.index(source), header.index(target)
+    pairs = []
+    for line_number, line in lines:
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise DataFormatError(
+                f"expected {len(header)} tab-separated fields, found {len(fields)}: {line!r:.80}",
+                path=path,
+                line=line_number,
+            )
+        pairs.append(ParallelPair(fields[source_index], fields[target_index]))
+    return pairs

@@ -17,8 +17,9 @@ from nlpkit.decoding.search import (
     sample,
 )
 from nlpkit.decoding.text import generate_text
+from nlpkit.decoding.translation import max_target_lengths, strip_end, translate_ids, translate_texts
 from nlpkit.lazy import lazy_attributes
 
-_LAZY = {"KerasStepFunction": "nlpkit.decoding.keras_step"}
+_LAZY = {"KerasStepFunction": "nlpkit.decoding.keras_step", "KerasDecoderStep": "nlpkit.decoding.keras_step"}
 
 __getattr__ = lazy_attributes(globals(), _LAZY)

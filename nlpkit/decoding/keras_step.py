@@ -52,3 +52,51 @@ class KerasStepFunction:
     def __call__(self, token_ids, states):
         logits, new_states = self.logits(token_ids, states)
         return log_softmax(logits), new_states
+
+
+class KerasDecoderStep:
+    """A `nlpkit.models.Seq2Seq` as the encoder plus step function that translation searches drive.
+
+    ``encode(sources)`` runs the encoder on a batch of source id lists and returns the
+    initial decoding states (`Seq2Seq.decoding_states`: recurrent states, then the encoder
+    memory, its attention keys and mask, all batch first); calling the object steps the
+    decoder, ``(token_ids, states) -> (log_probs, new_states)``. Both run as
+    ``tf.function`` in inference mode; log-probabilities come from
+    `nlpkit.decoding.log_softmax`, as on the TFLite side (`nlpkit.lite.TFLiteDecoderStep`).
+
+    Args:
+        model: the Keras model (with ``decoding_states`` and ``step``).
+
+    Example:
+        >>> step = KerasDecoderStep(model)
+        >>> result = translate_ids(step, [[41, 7, 3]], bos_id=2, eos_id=3)
+    """
+
+    def __init__(self, model):
+        for attribute in ("decoding_states", "step"):
+            if not hasattr(model, attribute):
+                raise ValueError(
+                    f"`model` must have `{attribute}` (e.g. nlpkit.models.Seq2Seq). "
+                    f"Received: {type(model).__name__}"
+                )
+        self.model = model
+        self._encode = tf.function(lambda ids: model.decoding_states(ids), reduce_retracing=True)
+        self._step = tf.function(lambda ids, states: model.step(ids, states), reduce_retracing=True)
+
+    def encode(self, sources):
+        """Initial decoding states (numpy) for a list of source id lists (end id included)."""
+        from nlpkit.data.translation import pad_ids
+
+        states = self._encode(tf.convert_to_tensor(pad_ids(sources)))
+        return [state.numpy() for state in states]
+
+    def logits(self, token_ids, states):
+        logits, new_states = self._step(
+            tf.convert_to_tensor(np.asarray(token_ids, np.int32)),
+            [tf.convert_to_tensor(np.asarray(state, np.float32)) for state in states],
+        )
+        return logits.numpy(), [state.numpy() for state in new_states]
+
+    def __call__(self, token_ids, states):
+        logits, new_states = self.logits(token_ids, states)
+        return log_softmax(logits), new_states

@@ -88,6 +88,18 @@ def _check_positive_int(name, value, allow_zero=False):
     return int(value)
 
 
+def _row_limits(max_new_tokens, rows):
+    """``max_new_tokens`` as one int limit per row (an int applies to every row)."""
+    if isinstance(max_new_tokens, (list, tuple, np.ndarray)):
+        limits = [_check_positive_int("max_new_tokens", value, allow_zero=True) for value in max_new_tokens]
+        if len(limits) != rows:
+            raise ValueError(
+                f"`max_new_tokens` holds {len(limits)} limits for {rows} rows; give one per row or one int."
+            )
+        return np.array(limits, dtype=np.int64)
+    return np.full(rows, _check_positive_int("max_new_tokens", max_new_tokens, allow_zero=True), dtype=np.int64)
+
+
 def _subset(states, rows):
     return [np.asarray(state)[rows] for state in states]
 
@@ -151,23 +163,26 @@ def _stop_set(stop_ids):
 
 def _run(step_fn, log_probs, states, max_new_tokens, stop_ids, choose):
     """Shared loop of greedy search and sampling: ``choose(log_probs, rows) -> tokens``."""
-    max_new_tokens = _check_positive_int("max_new_tokens", max_new_tokens, allow_zero=True)
     stop = _stop_set(stop_ids)
     log_probs = np.array(log_probs, copy=True)  # rows are overwritten as they step
     states = [np.array(state, copy=True) for state in states]
     rows_total = log_probs.shape[0]
+    limits = _row_limits(max_new_tokens, rows_total)
     tokens = [[] for _ in range(rows_total)]
     scores = np.zeros(rows_total)
-    active = np.arange(rows_total)
-    for t in range(max_new_tokens):
+    active = np.flatnonzero(limits > 0)
+    for t in range(int(limits.max(initial=0))):
+        if active.size == 0:
+            break
         chosen = choose(log_probs[active], active)
         scores[active] += log_probs[active, chosen]
         for row, token in zip(active, chosen):
             tokens[row].append(int(token))
-        still = np.array([int(token) not in stop for token in chosen], dtype=bool)
+        # A row ends at a stop token or at its limit; the step after its last token would
+        # only feed a distribution nobody reads.
+        still = np.array([int(token) not in stop for token in chosen], dtype=bool) & (limits[active] > t + 1)
         active, chosen = active[still], chosen[still]
-        # The step after the last token would only feed a distribution nobody reads.
-        if active.size == 0 or t == max_new_tokens - 1:
+        if active.size == 0:
             break
         step_log_probs, new_states = step_fn(chosen.astype(np.int32), _subset(states, active))
         log_probs[active] = step_log_probs
@@ -183,7 +198,8 @@ def greedy(step_fn, log_probs, states, max_new_tokens, stop_ids=None):
         log_probs: ``(n, vocabulary_size)``, the distribution of the first new token (from
             `prime`).
         states: the states that produced ``log_probs``.
-        max_new_tokens: int >= 0, tokens to generate per row.
+        max_new_tokens: int >= 0, tokens to generate per row, or one such int per row
+            (a translation's limit follows its source length).
         stop_ids: optional int or ids; a row stops after generating one of them.
 
     Returns:
@@ -275,6 +291,17 @@ def length_normalized(score, length, length_penalty):
     return score / (max(length, 1) ** length_penalty)
 
 
+def _finish_open(finished, sums, sequences, length_penalty):
+    """Moves a row's open hypotheses (finite ``sums``) into ``finished``, keeping the best."""
+    width = len(sequences)
+    for beam in range(width):
+        if np.isfinite(sums[beam]):
+            tokens = sequences[beam]
+            finished.append((tokens, length_normalized(sums[beam], len(tokens), length_penalty)))
+    finished.sort(key=lambda item: -item[1])
+    del finished[width:]
+
+
 def beam_search(step_fn, log_probs, states, max_new_tokens, beam_width=4, length_penalty=1.0, stop_ids=None):
     """Beam search with length normalisation.
 
@@ -301,12 +328,12 @@ def beam_search(step_fn, log_probs, states, max_new_tokens, beam_width=4, length
         >>> result.tokens[0], result.scores[0]
     """
     beam_width = _check_positive_int("beam_width", beam_width)
-    max_new_tokens = _check_positive_int("max_new_tokens", max_new_tokens, allow_zero=True)
     if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) or length_penalty < 0:
         raise ValueError(f"`length_penalty` must be a float >= 0. Received: length_penalty={length_penalty!r}")
     stop = _stop_set(stop_ids)
     log_probs = np.asarray(log_probs, dtype=np.float64)
     rows, vocabulary = log_probs.shape
+    limits = _row_limits(max_new_tokens, rows)
     width = beam_width
     # Beam b of row r is flat row r * width + b; at first only beam 0 is alive.
     states = [np.repeat(np.asarray(state), width, axis=0) for state in states]
@@ -315,9 +342,12 @@ def beam_search(step_fn, log_probs, states, max_new_tokens, beam_width=4, length
     sums[:, 0] = 0.0
     sequences = [[[] for _ in range(width)] for _ in range(rows)]
     finished = [[] for _ in range(rows)]
-    done = np.zeros(rows, dtype=bool)
+    # A row with no tokens to generate is finished from the start, with the empty hypothesis.
+    done = limits == 0
+    for row in np.flatnonzero(done):
+        _finish_open(finished[row], sums[row], sequences[row], length_penalty)
 
-    for t in range(max_new_tokens):
+    for t in range(int(limits.max(initial=0))):
         candidates = sums[:, :, None] + step_log_probs.reshape(rows, width, vocabulary)
         candidates = candidates.reshape(rows, width * vocabulary)
         next_sums = np.full((rows, width), -np.inf)
@@ -353,8 +383,13 @@ def beam_search(step_fn, log_probs, states, max_new_tokens, beam_width=4, length
             if len(finished[row]) == width:
                 best_open = length_normalized(next_sums[row].max(), t + 1, length_penalty)
                 done[row] = best_open <= finished[row][-1][1]
+            if not done[row] and t + 1 == limits[row]:
+                # The row's limit: its open hypotheses finish here and it steps no further.
+                _finish_open(finished[row], next_sums[row], next_sequences[row], length_penalty)
+                next_sums[row] = -np.inf
+                done[row] = True
         sums, sequences = next_sums, next_sequences
-        if done.all() or t == max_new_tokens - 1:
+        if done.all():
             break
         flat_parents = (np.arange(rows)[:, None] * width + parents).reshape(-1)
         live = np.flatnonzero(np.isfinite(sums.reshape(-1)))
@@ -366,12 +401,7 @@ def beam_search(step_fn, log_probs, states, max_new_tokens, beam_width=4, length
 
     for row in range(rows):
         if not done[row]:
-            for beam in range(width):
-                if np.isfinite(sums[row, beam]):
-                    tokens = sequences[row][beam]
-                    finished[row].append((tokens, length_normalized(sums[row, beam], len(tokens), length_penalty)))
-        finished[row].sort(key=lambda item: -item[1])
-        del finished[row][width:]
+            _finish_open(finished[row], sums[row], sequences[row], length_penalty)
     return Generation(
         tokens=[hypotheses[0][0] if hypotheses else [] for hypotheses in finished],
         scores=[float(hypotheses[0][1]) if hypotheses else -math.inf for hypotheses in finished],

@@ -17,3 +17,9 @@ from nlpkit.export.language_model import (
     LanguageModelExport,
     write_language_model_bundle,
 )
+from nlpkit.export.translation import (
+    TRANSLATION_TASK,
+    DecodingSettings,
+    TranslationExport,
+    write_translation_bundle,
+)

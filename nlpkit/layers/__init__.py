@@ -1,5 +1,6 @@
 """Keras layers for recurrent NLP."""
 
+from nlpkit.layers.attention import AdditiveAttention, MultiplicativeAttention
 from nlpkit.layers.bidirectional import Bidirectional
 from nlpkit.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from nlpkit.layers.char_embedding import CASINGS, CasingFeatures, CharacterCNN, character_classes

@@ -11,6 +11,8 @@ _LAZY = {
     "span_f1": "nlpkit.metrics.entity_spans",
     "format_span_report": "nlpkit.metrics.entity_spans",
     "SpanF1": "nlpkit.metrics.entity_spans",
+    # Translation: sacreBLEU's corpus BLEU and chrF.
+    **{name: "nlpkit.metrics.bleu" for name in ("corpus_bleu", "corpus_chrf", "translation_scores", "TranslationScores")},
     # Language-model metrics: exact perplexity over a stream, and the Keras metrics.
     **{
         name: "nlpkit.metrics.perplexity"

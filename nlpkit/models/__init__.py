@@ -5,6 +5,7 @@ import keras
 import nlpkit.layers  # noqa: F401  (registers the layers for deserialization)
 import nlpkit.metrics.entity_spans  # noqa: F401  (registers SpanF1, which a compiled tagger saves)
 from nlpkit.models.language_model import LanguageModel, ResetStatesCallback, TiedOutput
+from nlpkit.models.seq2seq import Seq2Seq, label_smoothed_loss
 from nlpkit.models.sequence_tagger import SequenceTagger, TagConversionTables, pad_tagging_batch
 from nlpkit.models.text_classifier import ClassifierMember, TextClassifier
 

@@ -14,6 +14,7 @@ from nlpkit.text.python_tokenizers import (
     load_tokenizer,
     save_tokenizer,
 )
+from nlpkit.text.subword import PythonSentencePieceTokenizer
 from nlpkit.text.tag_schemes import SCHEMES, TagSchemeError, convert_tags, extract_spans, validate_tags
 from nlpkit.text.vocabulary import Vocabulary
 
@@ -21,6 +22,7 @@ _LAZY = {
     "WordTokenizer": "nlpkit.text.tokenizers",
     "CharTokenizer": "nlpkit.text.tokenizers",
     "TaggingTokenizer": "nlpkit.text.tokenizers",
+    "SentencePieceTokenizer": "nlpkit.text.tokenizers",
     "load_graph_tokenizer": "nlpkit.text.tokenizers",
 }
 
@@ -31,6 +33,7 @@ __all__ = [
     "PythonWordTokenizer",
     "PythonCharTokenizer",
     "PythonTaggingTokenizer",
+    "PythonSentencePieceTokenizer",
     "save_tokenizer",
     "load_tokenizer",
     "SCHEMES",

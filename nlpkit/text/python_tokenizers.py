@@ -329,6 +329,9 @@ def save_tokenizer(tokenizer, directory):
     """
     if not isinstance(tokenizer, _PythonTokenizer) and hasattr(tokenizer, "to_python"):
         tokenizer = tokenizer.to_python()
+    if getattr(tokenizer, "kind", None) == "sentencepiece":
+        # A subword model is one file of its own, with no vocabulary or normalization JSON.
+        return tokenizer.save(directory)
     if not isinstance(tokenizer, _PythonTokenizer):
         raise TypeError(f"`tokenizer` must be a nlpkit tokenizer, received {type(tokenizer).__name__}")
     directory = Path(directory)
@@ -357,13 +360,18 @@ def load_tokenizer(directory, spec=None):
     elif not isinstance(spec, dict):
         raise TypeError(f"`spec` must be a dict, received {type(spec).__name__}: {spec!r:.80}")
     kind = spec.get("type")
-    if kind not in _TOKENIZER_TYPES:
-        message = f"tokenizer 'type' must be one of {sorted(_TOKENIZER_TYPES)}, found {kind!r}"
+    if kind not in _TOKENIZER_TYPES and kind != "sentencepiece":
+        message = f"tokenizer 'type' must be one of {sorted([*_TOKENIZER_TYPES, 'sentencepiece'])}, found {kind!r}"
         raise DataFormatError(message, path=spec_path)
     try:
         max_length = check_max_length(spec.get("max_length"))
     except ValueError as error:
         raise DataFormatError(str(error), path=spec_path) from error
+    if kind == "sentencepiece":
+        # Imported here: nlpkit.text.subword imports this module.
+        from nlpkit.text.subword import PythonSentencePieceTokenizer
+
+        return PythonSentencePieceTokenizer.from_files(directory, spec, max_length)
     vocabulary = Vocabulary.load(directory / spec.get("vocabulary", VOCABULARY_FILE))
     normalizer = TextNormalizer.load(directory / spec.get("normalization", NORMALIZATION_FILE))
     return _TOKENIZER_TYPES[kind].from_files(directory, spec, vocabulary, normalizer, max_length)

@@ -21,7 +21,7 @@ from nlpkit.text.python_tokenizers import (
 )
 from nlpkit.text.vocabulary import Vocabulary
 
-__all__ = ["WordTokenizer", "CharTokenizer", "TaggingTokenizer", "load_graph_tokenizer"]
+__all__ = ["WordTokenizer", "CharTokenizer", "TaggingTokenizer", "SentencePieceTokenizer", "load_graph_tokenizer"]
 
 # Table values are valid UTF-8, so an invalid byte can never be a real replacement string.
 _UNMAPPED = b"\xff"
@@ -290,6 +290,95 @@ class TaggingTokenizer(tf.Module):
         return (word_ids[0], char_ids[0]) if scalar else (word_ids, char_ids)
 
 
+class SentencePieceTokenizer(tf.Module):
+    """SentencePiece subword tokenization as TensorFlow ops (tensorflow-text), for SavedModels.
+
+    Runs the model proto of a `nlpkit.text.subword.PythonSentencePieceTokenizer` through
+    ``tensorflow_text.SentencepieceTokenizer`` (the same C++ library), so it gives the
+    twin's ids: tested on real text, empty strings, characters never seen in training and
+    invalid UTF-8 (replaced by U+FFFD first, as the twin's decoder does). A SavedModel
+    that uses it needs ``import tensorflow_text`` before loading, which registers the op.
+
+    Args:
+        model_proto: bytes of the SentencePiece model.
+        max_length: optional int >= 1; keep at most this many ids per text.
+        name: optional module name.
+
+    Example:
+        >>> from nlpkit.text.subword import PythonSentencePieceTokenizer
+        >>> twin = PythonSentencePieceTokenizer.train(["Ein Hund läuft.", "A dog runs."], vocabulary_size=40)
+        >>> graph = SentencePieceTokenizer.from_python(twin)
+        >>> graph(tf.constant(["Ein Hund.", ""])).to_list() == twin.encode_batch(["Ein Hund.", ""])
+        True
+    """
+
+    def __init__(self, model_proto, max_length=None, name=None):
+        super().__init__(name=name)
+        import tensorflow_text
+
+        from nlpkit.text.subword import PythonSentencePieceTokenizer
+
+        # Validates the proto and its special ids once, in Python.
+        self._twin = PythonSentencePieceTokenizer(model_proto, max_length=max_length)
+        self.max_length = self._twin.max_length
+        self._tokenizer = tensorflow_text.SentencepieceTokenizer(model=self._twin.model_proto, out_type=tf.int32)
+
+    @classmethod
+    def from_python(cls, twin):
+        """The graph tokenizer of a `PythonSentencePieceTokenizer`."""
+        from nlpkit.text.subword import PythonSentencePieceTokenizer
+
+        if not isinstance(twin, PythonSentencePieceTokenizer):
+            raise TypeError(
+                f"SentencePieceTokenizer.from_python expects a PythonSentencePieceTokenizer, "
+                f"received {type(twin).__name__}"
+            )
+        return cls(twin.model_proto, max_length=twin.max_length)
+
+    def to_python(self):
+        """The pure-Python twin (same model and max_length)."""
+        return self._twin
+
+    def to_spec(self):
+        return self._twin.to_spec()
+
+    @property
+    def vocabulary_size(self):
+        return self._twin.vocabulary_size
+
+    def _ids(self, batch):
+        valid = tf.strings.unicode_transcode(
+            batch, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+        ids = self._tokenizer.tokenize(valid)
+        if self.max_length is not None:
+            ids = ids[:, : self.max_length]
+        return ids
+
+    def __call__(self, texts):
+        """int32 ids: 1-D for a scalar input, a RaggedTensor ``[N, None]`` for a batch."""
+        batch, scalar = _to_batch(texts)
+        ids = self._ids(batch)
+        return ids[0] if scalar else ids
+
+    def tokenize(self, texts):
+        """The pieces as strings, shaped like `__call__`'s ids."""
+        batch, scalar = _to_batch(texts)
+        pieces = self._tokenizer.id_to_string(self._ids(batch))
+        return pieces[0] if scalar else pieces
+
+    def detokenize(self, ids):
+        """Texts of int ids ``[N, None]`` (ragged or dense); padding, start and end ids are dropped."""
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(ids))
+        ids = tf.cast(ids, tf.int32)
+        # Pad, bos and eos (0, 2, 3) are dropped as the twin's decode drops them; <unk> (1) stays.
+        flat = ids.flat_values
+        keep = tf.logical_or(flat > 3, tf.equal(flat, 1))
+        ids = tf.ragged.boolean_mask(ids, ids.with_flat_values(keep))
+        return self._tokenizer.detokenize(ids)
+
+
 _GRAPH_TYPES = {
     PythonWordTokenizer: WordTokenizer,
     PythonCharTokenizer: CharTokenizer,
@@ -306,4 +395,6 @@ def load_graph_tokenizer(directory, spec=None):
         spec: optional dict, default None (read ``directory/tokenizer.json``).
     """
     twin = load_tokenizer(directory, spec=spec)
+    if twin.kind == "sentencepiece":
+        return SentencePieceTokenizer.from_python(twin)
     return _GRAPH_TYPES[type(twin)].from_python(twin)

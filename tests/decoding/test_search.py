@@ -208,3 +208,22 @@ def test_searches_import_no_tensorflow():
     code = "import sys, nlpkit.decoding; assert 'tensorflow' not in sys.modules, sorted(sys.modules)"
     # Run from the repository root so that `import nlpkit` is this checkout's.
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).resolve().parents[2]))
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_per_row_limits_equal_running_each_row_alone(method):
+    # Translation limits the output by the source length: one limit per row.
+    step = MarkovStep(seed=3)
+    prompts, limits = [[0], [1], [2], [4]], [3, 0, 6, 1]
+    search = greedy if method == "greedy" else (lambda *a, **k: beam_search(*a, beam_width=3, **k))
+    log_probs, states = prime(step, prompts, step.initial_states(len(prompts)))
+    together = search(step, log_probs, states, limits, stop_ids=[2])
+    for row, limit in enumerate(limits):
+        alone = search(step, log_probs[row : row + 1], [states[0][row : row + 1]], limit, stop_ids=[2])
+        assert together.tokens[row] == alone.tokens[0], row
+        assert together.scores[row] == pytest.approx(alone.scores[0])
+        assert len(together.tokens[row]) <= limit
+    with pytest.raises(ValueError, match="2 limits for 4 rows"):
+        search(step, log_probs, states, [1, 2])
+    with pytest.raises(ValueError, match="max_new_tokens=-1"):
+        search(step, log_probs, states, [1, 2, -1, 3])

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import nlpkit.text
 from nlpkit.errors import DataFormatError
-from nlpkit.text import python_tokenizers, tokenizers
+from nlpkit.text import python_tokenizers, subword, tokenizers
 from nlpkit.text.normalization import TextNormalizer
 from nlpkit.text.python_tokenizers import (
     PythonCharTokenizer,
@@ -480,6 +480,8 @@ def test_pure_python_modules_do_not_import_tensorflow():
         "vocab, normalizer = nlpkit.text.Vocabulary(['a']), nlpkit.text.TextNormalizer()\n"
         "t = nlpkit.text.PythonWordTokenizer(vocab, normalizer)\n"
         "assert t.encode('A b') == [2, 1]\n"
+        "sp = nlpkit.text.PythonSentencePieceTokenizer.train(['Ein Hund.', 'A dog.'], vocabulary_size=30)\n"
+        "assert sp.decode(sp.encode('Ein Hund.')) == 'Ein Hund.'\n"
         "loaded = sorted(m for m in sys.modules if 'tensorflow' in m)\n"
         "assert not loaded, loaded[:5]\n"
     )
@@ -498,7 +500,7 @@ def test_lazy_graph_names():
         nlpkit.text.Nope  # noqa: B018
 
 
-@pytest.mark.parametrize("module", [python_tokenizers, tokenizers], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [python_tokenizers, tokenizers, subword], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     failures, _ = doctest.testmod(module, raise_on_error=False)
     assert failures == 0
