@@ -72,6 +72,11 @@ class Config:
     patience: int = dataclasses.field(default=4, metadata={"help": "epochs without improvement before stopping"})
     max_minutes: float = dataclasses.field(default=0.0, metadata={"help": "training time budget, 0 = none"})
     seed: int = 1234
+    # Devices (nlpkit.distribute): --batch-size is the global batch, split across replicas.
+    strategy: str = dataclasses.field(default="default", metadata={"help": "default, mirrored, multi_worker or tpu"})
+    mixed_precision: bool = dataclasses.field(default=False, metadata={"help": "float16 (GPU) / bfloat16 (CPU) compute"})
+    deterministic: bool = dataclasses.field(default=False, metadata={"help": "deterministic kernels (GPU: slower)"})
+    backup_steps: int = dataclasses.field(default=0, metadata={"help": "also back up every N steps (0: per epoch)"})
     # Decoding.
     beam_width: int = 4
     length_penalty: float = 1.0
@@ -213,10 +218,13 @@ def train(config):
     """Trains, evaluates and exports; returns the bundle path."""
     from nlpkit.data.translation import encode_pairs, translation_dataset
     from nlpkit.export import DecodingSettings, update_manifest, write_translation_bundle
-    from nlpkit.training import set_seed, standard_callbacks, time_budget_callback
+    from nlpkit.distribute import setup_training
+    from nlpkit.training import standard_callbacks, time_budget_callback
 
     check_config(config)
-    set_seed(config.seed)
+    setup = setup_training(strategy=config.strategy, mixed_precision=config.mixed_precision, seed=config.seed,
+                           deterministic=config.deterministic, batch_size=config.batch_size)
+    print(setup.describe())
     pairs = load_pairs(config)
     tokenizer, graph_tokenizer = build_tokenizer(config, pairs["train"])
     encoded = {
@@ -227,20 +235,24 @@ def train(config):
     print(f"{config.src}->{config.tgt}: subword vocabulary {tokenizer.vocabulary_size}, pairs "
           + ", ".join(f"{split} {len(split_pairs)}" for split, split_pairs in pairs.items() if split_pairs))
 
-    model = build_model(config, tokenizer.vocabulary_size)
-    work_dir = Path(config.output_dir).with_name(Path(config.output_dir).name + ".work")
-    callbacks = standard_callbacks(work_dir, monitor="val_loss", mode="min", patience=config.patience)
+    model = setup.build(build_model, config, tokenizer.vocabulary_size)
+    output_dir = setup.output_dir(config.output_dir)
+    work_dir = output_dir.with_name(output_dir.name + ".work")
+    callbacks = standard_callbacks(work_dir, monitor="val_loss", mode="min", patience=config.patience,
+                                   backup_steps=config.backup_steps)
     if config.max_minutes > 0:
         callbacks.append(time_budget_callback(config.max_minutes))
     started = time.perf_counter()
     history = model.fit(
-        translation_dataset(*encoded["train"], batch_size=config.batch_size, shuffle=True, seed=config.seed),
-        validation_data=translation_dataset(*encoded[valid_split], batch_size=config.batch_size),
+        setup.dataset(translation_dataset(*encoded["train"], batch_size=config.batch_size, shuffle=True,
+                                          seed=config.seed)),
+        validation_data=setup.dataset(translation_dataset(*encoded[valid_split], batch_size=config.batch_size)),
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=2 if not sys.stdout.isatty() else 1,
     )
     training_seconds = time.perf_counter() - started
+    model = setup.local_model(model)  # evaluate and export on one device
     epochs_run = len(history.history["loss"])
     metrics = {
         "training_seconds": round(training_seconds, 1),
@@ -266,7 +278,7 @@ def train(config):
         max_source_length=config.max_length,
     )
     bundle = write_translation_bundle(
-        config.output_dir, model, tokenizer, graph_tokenizer, settings, int8=config.int8,
+        output_dir, model, tokenizer, graph_tokenizer, settings, int8=config.int8,
         metadata={
             "languages": {"source": config.src, "target": config.tgt},
             "metrics": metrics, "config": dataclasses.asdict(config), "examples": examples,

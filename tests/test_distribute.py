@@ -242,7 +242,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras
 from nlpkit.data import classification_dataset, tagging_dataset
 from nlpkit.distribute import setup_training
-from recipes import ner_bilstm_crf, sentiment_gru
+from recipes import ner_bilstm_crf, sentiment_gru, translation
 
 # Plain SGD with a large step: a gradient summed instead of averaged over the replicas
 # would show as a doubled update (Adam would hide it).
@@ -279,6 +279,19 @@ def tagger_parts():
     data = tagging_dataset(*ner_bilstm_crf.encode(build(), tokenizer, rows), batch_size=16, num_buckets=1)
     return data, build
 
+def seq2seq_parts():
+    from nlpkit.data.translation import encode_pairs, translation_dataset
+    config = translation.Config(embedding_dim=8, units=8, dropout=0.0, vocabulary_size=120)
+    rows = translation.load_pairs(config)["train"][:64]
+    tokenizer, _ = translation.build_tokenizer(config, rows)
+    data = translation_dataset(*encode_pairs(tokenizer, rows, config.max_length), batch_size=16, num_buckets=1)
+
+    def build():
+        model = translation.build_model(config, tokenizer.vocabulary_size)
+        model.compile(optimizer=sgd(), jit_compile=False)
+        return model
+    return data, build
+
 def train(parts, strategy, initial):
     data, build = parts
     setup = setup_training(strategy=strategy, seed=1, batch_size=16)
@@ -290,7 +303,7 @@ def train(parts, strategy, initial):
     return setup.num_replicas, start, model.get_weights(), history.history["loss"]
 
 result = {}
-for name, parts in (("classifier", classifier_parts()), ("tagger", tagger_parts())):
+for name, parts in (("classifier", classifier_parts()), ("tagger", tagger_parts()), ("seq2seq", seq2seq_parts())):
     replicas_1, start, single, single_loss = train(parts, "default", None)
     replicas_2, _, mirrored, mirrored_loss = train(parts, "mirrored", start)
     result[name] = {
@@ -321,13 +334,13 @@ def mirrored_run(trained_sentiment, tmp_path_factory):
         MIRRORED_SCRIPT.replace("BUNDLE_DIR", repr(str(bundle))).replace(
             "RECIPE_FLAGS", ", ".join(repr(flag) for flag in recipe_flags(trained_sentiment.argv))
         ),
-        timeout=240,
+        timeout=480,
     )
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-5000:]
     return last_json_line(process.stdout), bundle, process.stdout
 
 
-@pytest.mark.parametrize("model", ["classifier", "tagger"])
+@pytest.mark.parametrize("model", ["classifier", "tagger", "seq2seq"])
 def test_two_replicas_train_the_same_weights_as_one_device(mirrored_run, model):
     result = mirrored_run[0][model]
     print(json.dumps(result))

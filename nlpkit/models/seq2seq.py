@@ -24,6 +24,7 @@ TFLite ``encode`` / ``decode_step`` signatures alike.
 
 import keras
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution
 
 from nlpkit.layers import (
     RECURRENT_LAYERS,
@@ -62,6 +63,23 @@ def label_smoothed_loss(target_ids, logits, label_smoothing=0.0, pad_id=0, sampl
         >>> label_smoothed_loss(np.array([[4, 0]]), np.zeros((1, 2, 8), "float32")).numpy().round(4)
         2.0794
     """
+    losses, weights = label_smoothed_token_losses(target_ids, logits, label_smoothing, pad_id, sample_weight)
+    return ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1.0)
+
+
+def label_smoothed_token_losses(target_ids, logits, label_smoothing=0.0, pad_id=0, sample_weight=None):
+    """Per-token label-smoothed cross-entropy and the tokens' weights (0 at padding).
+
+    Arguments as in `label_smoothed_loss`, which is ``sum(losses * weights) / sum(weights)``.
+
+    Returns:
+        ``(losses, weights)``, float32 ``(batch, time)`` each.
+
+    Example:
+        >>> losses, weights = label_smoothed_token_losses(np.array([[4, 0]]), np.zeros((1, 2, 8), "float32"))
+        >>> weights.numpy().tolist()
+        [[1.0, 0.0]]
+    """
     target_ids = ops.cast(target_ids, "int32")
     log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
     nll = -ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(target_ids, -1), axis=-1), -1)
@@ -74,7 +92,7 @@ def label_smoothed_loss(target_ids, logits, label_smoothing=0.0, pad_id=0, sampl
         if len(sample_weight.shape) == 1:
             sample_weight = ops.expand_dims(sample_weight, -1)
         weights = weights * sample_weight
-    return ops.sum(loss * weights) / ops.maximum(ops.sum(weights), 1.0)
+    return loss, weights
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
@@ -376,9 +394,20 @@ class Seq2Seq(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = label_smoothed_loss(y, y_pred, self.label_smoothing, 0, sample_weight)
+        import tensorflow as tf
+
+        losses, weights = label_smoothed_token_losses(y, y_pred, self.label_smoothing, 0, sample_weight)
+        count = ops.sum(weights)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # Replicas' gradients are summed: dividing each replica's token-loss sum by the
+            # token count of the whole global batch makes that sum the gradient of the
+            # global per-token mean (replicas hold different numbers of target tokens, so
+            # a mean of per-replica means would weight tokens unevenly).
+            count = context.all_reduce("SUM", count)
+        loss = ops.sum(losses * weights) / ops.maximum(count, 1.0)
         for extra in self.losses:
-            loss = loss + ops.cast(extra, loss.dtype)
+            loss = loss + scale_loss_for_distribution(ops.cast(extra, loss.dtype))
         return loss
 
     # -- one step at a time (nlpkit.decoding) ---------------------------------------------------
