@@ -356,27 +356,70 @@ class TrainingSetup:
         return path.with_name(f"{path.name}.worker-{self.worker_index}")
 
     def local_model(self, model):
-        """A copy of ``model`` outside the strategy, for evaluation, prediction and export.
+        """A float32 copy of ``model`` outside the strategy, for evaluation, prediction and export.
 
         Under a distributed strategy a model's variables are mirrored and every
         ``predict`` is split across replicas (across workers, too, gathering the rows of
-        all of them); the recipes' evaluation and export code expects one device. The copy
-        goes through the model's own ``.keras`` round trip, so it is exactly what the
-        bundle will hold. Returns ``model`` itself under the default strategy.
+        all of them); the recipes' evaluation and export code expects one device. Under
+        mixed precision the copy computes in float32: TFLite has no bfloat16 kernels, and
+        the figures a recipe reports must come from what the bundle holds. Training is
+        over at this point, so the global dtype policy goes back to float32 as well, and
+        whatever the export builds afterwards (stateless copies, step wrappers) is float32.
+        The copy goes through the model's own ``.keras`` round trip, so it is exactly what
+        the bundle will hold. Returns ``model`` itself when it is on one device in float32.
         """
-        if not self.distributed:
+        mixed = self.precision != "float32"
+        if not (self.distributed or mixed):
             return model
+        import keras
+
         from nlpkit.models import load_keras_model
 
+        keras.mixed_precision.set_global_policy("float32")
         with tempfile.TemporaryDirectory(prefix="nlpkit-local-model-") as directory:
             path = Path(directory) / "model.keras"
             model.save(path)
+            if mixed:
+                rewrite_keras_config(path, float32_config)
             return load_keras_model(path)
 
     def describe(self):
         """A one-line summary for the training log."""
         return (f"strategy {self.strategy_name} ({type(self.strategy).__name__}, {self.num_replicas} "
                 f"replica(s), worker {self.worker_index}), precision {self.precision}, seed {self.seed}")
+
+
+def float32_config(config):
+    """``config`` (a ``.keras`` model config) with every mixed dtype policy made float32.
+
+    Policies appear as serialized ``DTypePolicy`` objects or as bare names under a
+    ``dtype`` key; both forms are rewritten, at any depth (nested layers, wrappers).
+    """
+    if isinstance(config, list):
+        return [float32_config(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    if config.get("class_name") == "DTypePolicy" and str(config.get("config", {}).get("name", "")).startswith("mixed_"):
+        return {**config, "config": {**config["config"], "name": "float32"}}
+    rewritten = {key: float32_config(value) for key, value in config.items()}
+    if isinstance(rewritten.get("dtype"), str) and rewritten["dtype"].startswith("mixed_"):
+        rewritten["dtype"] = "float32"
+    return rewritten
+
+
+def rewrite_keras_config(path, rewrite):
+    """Applies ``rewrite`` to the model config inside the ``.keras`` archive at ``path``."""
+    import zipfile
+
+    path = Path(path)
+    staging = path.with_suffix(".rewritten.keras")
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                data = json.dumps(rewrite(json.loads(data))).encode("utf-8")
+            target.writestr(item, data)
+    staging.replace(path)
 
 
 def setup_training(*, strategy="default", mixed_precision=False, seed=None, deterministic=False, batch_size=None):

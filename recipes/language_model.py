@@ -343,6 +343,7 @@ def train(config):
     )
     training_seconds = time.perf_counter() - started
     epochs_run = len(history.history["loss"])
+    model = setup.local_model(model)  # float32 after mixed precision: what the bundle holds
     metrics = {
         "training_seconds": round(training_seconds, 1),
         "epochs_run": epochs_run,

@@ -227,6 +227,37 @@ def test_mixed_precision_crf_and_language_model_heads_stay_float32():
     assert model.recurrent_layers[0].compute_dtype == "bfloat16" and logits.dtype == "float32"
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "mingru", "mamba"])
+def test_mixed_precision_step_forms_take_float32_states_and_follow_the_sequence(cell):
+    # Generation and streaming call `step` directly, outside Keras' autocast scope, and
+    # carry states that start as float32 zeros.
+    from nlpkit.models import LanguageModel
+
+    configure_precision(True)
+    model = LanguageModel(vocabulary_size=30, embedding_dim=8, units=8, num_layers=2, cell=cell)
+    tokens = np.array([[3, 7, 1, 9, 4]], "int32")
+    full = model(tokens).numpy()
+    states = [np.zeros(state.shape, "float32") for state in model.initial_states(1)]
+    for t in range(tokens.shape[1]):
+        logits, states = model.step(tokens[:, t], states)
+        assert logits.dtype == "float32"
+        np.testing.assert_allclose(logits.numpy()[0], full[0, t], atol=0.05)  # bfloat16 compute
+
+
+def test_local_model_after_mixed_precision_is_a_float32_copy_with_the_same_weights():
+    model, _ = tiny_classifier_run(seed=7, mixed_precision=True)
+    setup = TrainingSetup(strategy=tf.distribute.get_strategy(), strategy_name="default",
+                          precision="mixed_bfloat16", seed=7)
+    copy = setup.local_model(model)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert {layer.compute_dtype for layer in copy._flatten_layers()} == {"float32"}
+    for ours, theirs in zip(model.get_weights(), copy.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    ids = np.random.default_rng(3).integers(1, 40, (4, 9))
+    float32_scores = copy.predict(ids, verbose=0)
+    np.testing.assert_allclose(float32_scores, model.predict(ids, verbose=0), atol=0.02)
+
+
 # ---------------------------------------------------------------------------------------------
 # Two logical CPU devices under MirroredStrategy (subprocess)
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from nlpkit.layers.recurrent import RecurrentLayerBase, read_weight
+from nlpkit.layers.recurrent import RecurrentLayerBase, compute_dtype_scope, read_weight
 from nlpkit.layers.scan import linear_scan, softplus
 
 
@@ -245,6 +245,12 @@ class Mamba(RecurrentLayerBase):
     # -- one step -----------------------------------------------------------------------------
 
     def step(self, inputs_t, states):
+        with compute_dtype_scope(self):
+            inputs_t = ops.cast(inputs_t, self.compute_dtype)
+            states = [ops.cast(state, self.compute_dtype) for state in states]
+            return self._step_in_compute_dtype(inputs_t, states)
+
+    def _step_in_compute_dtype(self, inputs_t, states):
         w = self._read_weights()
         inner, state = self.d_inner, self.d_state
         window = tf.reshape(states[0], [-1, self.d_conv - 1, inner])

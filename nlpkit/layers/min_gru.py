@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from nlpkit.layers.recurrent import RecurrentLayerBase, read_weight
+from nlpkit.layers.recurrent import RecurrentLayerBase, compute_dtype_scope, read_weight
 from nlpkit.layers.scan import LOG_ZERO, log_sigmoid, log_space_scan
 
 
@@ -108,8 +108,10 @@ class MinimalRecurrentLayer(RecurrentLayerBase):
         raise NotImplementedError
 
     def step(self, inputs_t, states):
-        a, b = self.coefficients(self.project_inputs(inputs_t))
-        h = a * states[0] + b
+        with compute_dtype_scope(self):
+            inputs_t = ops.cast(inputs_t, self.compute_dtype)
+            a, b = self.coefficients(self.project_inputs(inputs_t))
+            h = a * ops.cast(states[0], self.compute_dtype) + b
         return h, [h]
 
     def call(self, inputs, mask=None, initial_state=None, training=False):

@@ -20,9 +20,13 @@ On a GPU, LSTM and GRU layers whose configuration cuDNN supports run the backend
 kernel instead (``use_cudnn="auto"``), as the stock Keras layers do.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 from keras import ops
+# keras.src: the autocast scope ``Layer.__call__`` enters (see `compute_dtype_scope`).
+from keras.src import backend as keras_backend
 
 from nlpkit.layers.export_context import portable_trace_active
 from nlpkit.layers.fast_backward import fast_recurrence
@@ -112,6 +116,19 @@ def zero_outputs_before_first_step(mask, last, sequence, go_backwards):
     if sequence is not None:
         sequence = ops.where(seen, sequence, ops.zeros_like(sequence))
     return last, sequence
+
+
+def compute_dtype_scope(layer):
+    """The context a method of ``layer`` needs to run outside ``__call__`` under mixed precision.
+
+    ``Layer.__call__`` reads float32 variables as the compute dtype (bfloat16 / float16) inside
+    Keras' autocast scope; methods called directly — the one-step forms that generation and
+    streaming export use — would otherwise mix float32 weights with low-precision activations.
+    A no-op when the layer's compute and variable dtypes agree.
+    """
+    if layer.compute_dtype == layer.variable_dtype:
+        return contextlib.nullcontext()
+    return keras_backend.AutocastScope(layer.compute_dtype)
 
 
 def read_weight(variable):
@@ -463,7 +480,10 @@ class RecurrentLayer(RecurrentLayerBase):
         This is the single-step form that streaming export builds on; it never reads or
         writes the variables of a stateful layer.
         """
-        return self.cell.call(inputs_t, list(states), training=False)
+        with compute_dtype_scope(self):
+            inputs_t = ops.cast(inputs_t, self.compute_dtype)
+            states = [ops.cast(state, self.compute_dtype) for state in states]
+            return self.cell.call(inputs_t, states, training=False)
 
     def call(self, inputs, mask=None, initial_state=None, training=False):
         cell = self.cell

@@ -35,7 +35,7 @@ from nlpkit.layers import (
 )
 from nlpkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 from nlpkit.layers.fast_backward import fast_recurrence
-from nlpkit.layers.recurrent import run_recurrence
+from nlpkit.layers.recurrent import compute_dtype_scope, run_recurrence
 from nlpkit.models.language_model import TiedOutput
 
 ATTENTIONS = ("luong", "bahdanau")
@@ -440,7 +440,8 @@ class Seq2Seq(keras.Model):
             raise ValueError(f"{self.name} steps with {count + 3} states; received {len(states)}.")
         memory, keys, mask = states[count:]
         embedded = self.target_embedding(ops.cast(token_ids, "int32"))
-        new_states = self._decoder_step(embedded, states[:count], memory, keys, mask)
+        with compute_dtype_scope(self):
+            new_states = self._decoder_step(embedded, states[:count], memory, keys, mask)
         return self.output_layer(new_states[0]), [*new_states, memory, keys, mask]
 
     @property
