@@ -38,25 +38,16 @@ def log(message):
 
 
 def layer_parameters(kind, units, input_dim, options):
-    from nlpkit.layers import recurrent_layer
+    from nlpkit.layers import recurrent_layer_parameters
 
-    layer = recurrent_layer(kind, units, **options)
-    layer.build((None, None, input_dim))
-    return int(sum(int(w.numpy().size) for w in layer.trainable_weights))
+    return recurrent_layer_parameters(kind, units, input_dim, **options)
 
 
-def matched_units(kind, target, input_dim, options, largest=4096):
-    """The ``units`` whose layer parameter count is closest to ``target`` (bisection)."""
-    low, high = 1, largest
-    while high - low > 1:
-        middle = (low + high) // 2
-        if layer_parameters(kind, middle, input_dim, options) < target:
-            low = middle
-        else:
-            high = middle
-    return min(
-        (low, high), key=lambda units: abs(layer_parameters(kind, units, input_dim, options) - target)
-    )
+def matched_units(kind, target, input_dim, options):
+    """The ``units`` whose layer parameter count is closest to ``target``."""
+    from nlpkit.layers import units_matching_parameters
+
+    return units_matching_parameters(kind, target, input_dim, **options)
 
 
 def build_model(kind, units, vocabulary, embedding_dim, options):

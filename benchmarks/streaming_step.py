@@ -17,6 +17,12 @@ Prints one JSON document on stdout.
     python benchmarks/streaming_step.py                               # LSTM, H=256, E=128
     python benchmarks/streaming_step.py --layers lstm,gru --vocabulary 10000
     python benchmarks/streaming_step.py --quick                       # tiny, smoke test
+    python benchmarks/streaming_step.py --layers lstm,mingru,minlstm,mamba --units 128 \
+        --input-dim 64 --match-parameters                             # issue 7: matched size
+
+With ``--match-parameters`` every layer other than the LSTM gets the ``units`` whose
+parameter count is closest to an LSTM of ``--units`` units (a MinGRU needs far more units
+than an LSTM for the same size; Mamba's ``units`` is its model width).
 """
 
 import argparse
@@ -28,7 +34,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-LAYERS = ("lstm", "gru", "simple_rnn")
+LAYERS = ("lstm", "gru", "simple_rnn", "mingru", "minlstm", "mamba")
 QUANTIZATIONS = {"float32": None, "int8": "dynamic_range"}
 
 
@@ -117,6 +123,8 @@ def build_parser():
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--match-parameters", action="store_true",
+                        help="size every other layer to the parameters of an LSTM with --units units")
     parser.add_argument("--quick", action="store_true", help="tiny shapes and few steps")
     return parser
 
@@ -132,15 +140,22 @@ def main(argv=None):
 
     from nlpkit.export import audit_ops, convert
 
+    from nlpkit.layers import recurrent_layer_parameters, units_matching_parameters
+
+    lstm_parameters = recurrent_layer_parameters("lstm", args.units, args.input_dim)
     rows = []
     for layer_name in layers:
-        stack = build_stack(layer_name, args.units, args.input_dim, args.vocabulary)
+        units = args.units
+        if args.match_parameters and layer_name != "lstm":
+            units = units_matching_parameters(layer_name, lstm_parameters, args.input_dim)
+        stack = build_stack(layer_name, units, args.input_dim, args.vocabulary)
         for precision, quantization in QUANTIZATIONS.items():
             content = convert(stack, stack.tflite_endpoints(), quantization=quantization)
             row = {
                 "layer": layer_name,
                 "precision": precision,
-                "units": args.units,
+                "units": units,
+                "layer_parameters": recurrent_layer_parameters(layer_name, units, args.input_dim),
                 "input_dim": args.input_dim,
                 "vocabulary": args.vocabulary,
                 "threads": args.threads,
@@ -154,7 +169,10 @@ def main(argv=None):
                   f"(best {row['invoke_best_us']}), runner {row['runner_us']} us "
                   f"(best {row['runner_best_us']})", file=sys.stderr, flush=True)
             rows.append(row)
-    print(json.dumps({"rows": rows, "load_average": list(os.getloadavg())}, indent=2))
+    report = {"rows": rows, "load_average": list(os.getloadavg())}
+    if args.match_parameters:
+        report["matched_to"] = {"layer": "lstm", "units": args.units, "layer_parameters": lstm_parameters}
+    print(json.dumps(report, indent=2))
     return 0
 
 

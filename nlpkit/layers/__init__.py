@@ -52,3 +52,49 @@ def recurrent_layer(cell, units, **kwargs):
                 f"use `dropout` instead. Received: recurrent_dropout={rate!r}"
             )
     return layer_class(units, **kwargs)
+
+
+def recurrent_layer_parameters(cell, units, input_dim, **kwargs):
+    """Trainable parameters of ``recurrent_layer(cell, units, **kwargs)`` on ``input_dim`` features.
+
+    Example:
+        >>> recurrent_layer_parameters("lstm", 128, 64)  # 4 * 128 * (64 + 128 + 1)
+        98816
+    """
+    layer = recurrent_layer(cell, units, **kwargs)
+    layer.build((None, None, input_dim))
+    return int(sum(int(weight.numpy().size) for weight in layer.trainable_weights))
+
+
+def size_closest_to(count, target, largest=4096):
+    """The ``n`` in ``[1, largest]`` whose ``count(n)`` is closest to ``target``.
+
+    ``count`` must grow with ``n`` (parameters grow with width), so a bisection finds it.
+
+    Example:
+        >>> size_closest_to(lambda n: n * n, 50)
+        7
+    """
+    low, high = 1, largest
+    while high - low > 1:
+        middle = (low + high) // 2
+        if count(middle) < target:
+            low = middle
+        else:
+            high = middle
+    return min((low, high), key=lambda n: abs(count(n) - target))
+
+
+def units_matching_parameters(cell, target, input_dim, largest=4096, **kwargs):
+    """The ``units`` whose layer has the parameter count closest to ``target``.
+
+    What architecture comparisons at matched size use: a MinGRU has no recurrent kernel, so
+    it needs far more units than an LSTM for the same parameters.
+
+    Example:
+        >>> units_matching_parameters("mingru", recurrent_layer_parameters("lstm", 128, 64), 64)
+        760
+    """
+    return size_closest_to(
+        lambda units: recurrent_layer_parameters(cell, units, input_dim, **kwargs), target, largest
+    )

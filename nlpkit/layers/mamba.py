@@ -8,7 +8,7 @@ channel) follows ``h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t`` with ``A = -exp(A_
 output ``y_t = C_t h_t + D x_t`` is gated by ``SiLU(z)`` and projected back.
 
 Every coefficient of that recurrence is known before it runs, so the full-sequence form
-computes it with a parallel scan (`nlpkit.layers.scan.linear_scan`; ``exp(Δ A) <= 1`` keeps
+computes it with a parallel scan (`nlpkit.layers.scan.linear_recurrence`; ``exp(Δ A) <= 1`` keeps
 the linear-space scan stable, and ``Δ B x`` is signed, which rules out the log-space form).
 The step form carries two states per sequence, flattened to ``(batch, size)`` as every
 nlpkit state is: the convolution window (the last ``d_conv - 1`` conv inputs, oldest first)
@@ -23,7 +23,7 @@ import tensorflow as tf
 from keras import ops
 
 from nlpkit.layers.recurrent import RecurrentLayerBase, compute_dtype_scope, read_weight
-from nlpkit.layers.scan import linear_scan, softplus
+from nlpkit.layers.scan import linear_recurrence, softplus
 
 
 def _silu(x):
@@ -313,15 +313,17 @@ class Mamba(RecurrentLayerBase):
         u = _silu(conv)
         delta, b, c = self._selection(w, u)
         a = -tf.exp(w["A_log"])
-        decay = tf.exp(tf.expand_dims(delta, -1) * a)
+        log_decay = tf.expand_dims(delta, -1) * a
         drive = tf.expand_dims(delta * u, -1) * tf.expand_dims(b, 2)
         if valid is not None:
             # Masked steps keep the state: decay 1, drive 0.
             keep = valid[:, :, None, None]
-            decay = tf.where(keep, decay, tf.ones_like(decay))
+            log_decay = tf.where(keep, log_decay, tf.zeros_like(log_decay))
             drive = tf.where(keep, drive, tf.zeros_like(drive))
-        cumulative_decay, h = linear_scan(decay, drive)
+        h = linear_recurrence(tf.exp(log_decay), drive)
         if initial_state is not None or self.stateful:
+            # h_0's share: the running product of the decays, summed in log space.
+            cumulative_decay = tf.exp(tf.cumsum(log_decay, axis=1))
             h = h + cumulative_decay * tf.expand_dims(tf.reshape(h_0, [-1, inner, state]), 1)
         y = tf.reduce_sum(h * tf.expand_dims(c, 2), axis=-1)
         outputs = self._output(w, y, u, z)

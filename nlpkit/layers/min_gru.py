@@ -2,11 +2,15 @@
 
 The gates depend on the input only, never on ``h_{t-1}``, so the recurrence
 ``h_t = a_t * h_{t-1} + b_t`` is linear with coefficients known for every step before it
-starts, and a parallel scan computes all steps at once (`nlpkit.layers.scan`). Training and
-full-sequence inference use the paper's log-space form (§3.1, Appendix B): the candidate
-goes through ``g(x) = x + 0.5 if x >= 0 else sigmoid(x)`` so that it is positive, the gates
-are log-sigmoids, and the scan runs on ``(log a, log b)``. The single-step form (`step`)
-computes the same recurrence directly, which is what streaming export runs.
+starts, and a parallel scan computes all steps at once (`nlpkit.layers.scan`). The
+candidate goes through the paper's ``g(x) = x + 0.5 if x >= 0 else sigmoid(x)`` (§3.1,
+Appendix B). The paper scans in log space because its scan is a cumulative sum of logs;
+`nlpkit.layers.scan.linear_recurrence` multiplies coefficients ``0 <= a <= 1``, which only
+shrink, so it runs on ``(a, b)`` directly, with a hand-written backward pass: measured here
+at B=8, T=1000, 760 units, forward + backward took 82 ms against 652 ms for the log-space
+scan differentiated by TensorFlow (2 cores, another job running). The single-step form
+(`step`) computes the same recurrence one token at a time, which is what streaming export
+runs.
 """
 
 import keras
@@ -14,7 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from nlpkit.layers.recurrent import RecurrentLayerBase, compute_dtype_scope, read_weight
-from nlpkit.layers.scan import LOG_ZERO, log_sigmoid, log_space_scan
+from nlpkit.layers.scan import linear_recurrence, log_sigmoid
 
 
 def positive_activation(x):
@@ -100,11 +104,14 @@ class MinimalRecurrentLayer(RecurrentLayerBase):
         return projected if self.bias is None else projected + read_weight(self.bias)
 
     def log_coefficients(self, projected):
-        """``(log a, log b)``, each ``(batch, time, units)``, from the projected inputs."""
+        """``(log a, log b)``, each ``(batch, time, units)``, from the projected inputs.
+
+        The sequence form uses ``log a`` for the share of an initial state.
+        """
         raise NotImplementedError
 
     def coefficients(self, projected_t):
-        """``(a, b)`` of one step, each ``(batch, units)``: ``h_t = a * h_{t-1} + b``."""
+        """``(a, b)`` with ``h_t = a * h_{t-1} + b``, for one step or a whole sequence."""
         raise NotImplementedError
 
     def step(self, inputs_t, states):
@@ -127,15 +134,19 @@ class MinimalRecurrentLayer(RecurrentLayerBase):
         if self.go_backwards:
             inputs = ops.flip(inputs, axis=1)
             step_mask = None if step_mask is None else ops.flip(step_mask, axis=1)
-        log_a, log_b = self.log_coefficients(self.project_inputs(inputs))
+        projected = self.project_inputs(inputs)
+        a, b = self.coefficients(projected)
         if step_mask is not None:
             # A masked step keeps the state: a = 1, b = 0.
-            log_a = tf.where(step_mask, log_a, tf.zeros_like(log_a))
-            log_b = tf.where(step_mask, log_b, tf.fill(tf.shape(log_b), LOG_ZERO))
-        sequence = tf.exp(log_space_scan(log_a, log_b))
+            a = tf.where(step_mask, a, tf.ones_like(a))
+            b = tf.where(step_mask, b, tf.zeros_like(b))
+        sequence = linear_recurrence(a, b)
         if initial_state is not None or self.stateful:
-            # h_0's share of h_t is (a_1 ... a_t) h_0. Left out of the log-space scan
-            # because h_0 may be zero or negative; with zero states it is skipped.
+            # h_0's share of h_t is (a_1 ... a_t) h_0, the product summed in log space (no
+            # underflow, and its gradient has no division by a); zero states skip it.
+            log_a = self.log_coefficients(projected)[0]
+            if step_mask is not None:
+                log_a = tf.where(step_mask, log_a, tf.zeros_like(log_a))
             decay = tf.exp(tf.cumsum(log_a, axis=1))
             sequence = sequence + decay * ops.expand_dims(states[0], 1)
         last = sequence[:, -1]
@@ -164,8 +175,8 @@ class MinimalRecurrentLayer(RecurrentLayerBase):
 class MinGRU(MinimalRecurrentLayer):
     """MinGRU (Feng et al., 2024): ``h_t = (1 - z_t) h_{t-1} + z_t g(W_h x_t)``, ``z_t = sigmoid(W_z x_t)``.
 
-    No gate reads ``h_{t-1}``, so training runs a parallel scan over time in log space
-    instead of a loop (see the module docstring); `step` is the recurrent form, one token
+    No gate reads ``h_{t-1}``, so training runs a parallel scan over time instead of a
+    loop (see the module docstring); `step` is the recurrent form, one token
     at a time. The kernel is ``(input_dim, 2 * units)`` with columns ``[z, h]``; there is
     no recurrent kernel, so no recurrent dropout.
 
@@ -197,5 +208,6 @@ class MinGRU(MinimalRecurrentLayer):
         return log_sigmoid(-gate), log_sigmoid(gate) + log_positive_activation(candidate)
 
     def coefficients(self, projected_t):
-        gate = tf.sigmoid(projected_t[..., : self.units])
-        return 1.0 - gate, gate * positive_activation(projected_t[..., self.units :])
+        gate = projected_t[..., : self.units]
+        # sigmoid(-k), not 1 - sigmoid(k): exact where the gate saturates.
+        return tf.sigmoid(-gate), tf.sigmoid(gate) * positive_activation(projected_t[..., self.units :])

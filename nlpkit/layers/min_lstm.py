@@ -19,8 +19,8 @@ class MinLSTM(MinimalRecurrentLayer):
     input only and are normalised, ``f' = f / (f + i)``, ``i' = i / (f + i)``, which makes
     the state's scale independent of time (the paper's length-independence, §3.2). There is
     no cell state and no output gate: the hidden state is the output. Training runs a
-    parallel scan in log space (``log f' = -softplus(softplus(-k_f) - softplus(-k_i))``);
-    `step` is the recurrent form. The kernel is ``(input_dim, 3 * units)`` with columns
+    parallel scan (``f' = sigmoid(softplus(-k_i) - softplus(-k_f))``, stable when both
+    gates saturate); `step` is the recurrent form. The kernel is ``(input_dim, 3 * units)`` with columns
     ``[f, i, h]``; there is no recurrent kernel, so no recurrent dropout.
 
     Args:
@@ -55,5 +55,7 @@ class MinLSTM(MinimalRecurrentLayer):
 
     def coefficients(self, projected_t):
         forget, write, candidate = self._split(projected_t)
-        f, i = tf.sigmoid(forget), tf.sigmoid(write)
-        return f / (f + i), i / (f + i) * positive_activation(candidate)
+        # f' = f / (f + i) = sigmoid(-difference), i' = sigmoid(difference): no 0 / 0 when
+        # both gates underflow.
+        difference = softplus(-forget) - softplus(-write)
+        return tf.sigmoid(-difference), tf.sigmoid(difference) * positive_activation(candidate)

@@ -197,6 +197,59 @@ def linear_scan(a, b, chunk=DEFAULT_CHUNK):
     return chunked_scan(combine_linear, (a, b), (1.0, 0.0), chunk)
 
 
+def _shift_in_time(x, shift, fill):
+    """``x`` moved ``shift`` steps later (positive) or earlier (negative) on axis 1, filled."""
+    length = tf.shape(x)[1]
+    rest = [[0, 0]] * (x.shape.rank - 2)
+    if shift > 0:
+        moved = tf.pad(x[:, : length - shift], [[0, 0], [shift, 0]] + rest, constant_values=fill)
+    else:
+        moved = tf.pad(x[:, -shift:], [[0, 0], [0, -shift]] + rest, constant_values=fill)
+    moved.set_shape(x.shape)
+    return moved
+
+
+def linear_recurrence(a, b, chunk=DEFAULT_CHUNK):
+    """``h_t = a_t * h_{t-1} + b_t`` from ``h_0 = 0``, with a hand-written backward pass.
+
+    The forward pass is `chunked_scan`. Differentiating through it makes TensorFlow keep
+    and reverse every unrolled combine and the Hillis-Steele loop; the gradient has a
+    closed form instead: ``g_t = dL/dh_t + a_{t+1} g_{t+1}`` is the same recurrence run
+    backwards in time (one more scan), then ``dL/db_t = g_t`` and
+    ``dL/da_t = g_t h_{t-1}``. Stable for ``0 <= a <= 1`` (products of ``a`` only shrink),
+    which covers MinGRU, MinLSTM and Mamba; ``a = 0`` (a full reset) is fine.
+
+    Args:
+        a: float ``(batch, time, ...)``, coefficients (1 keeps the state, 0 forgets it).
+        b: float, same shape, inputs (0 adds nothing).
+        chunk: int, steps per chunk of `chunked_scan`.
+
+    Returns:
+        ``h``, shaped like ``b``.
+
+    Example:
+        >>> h = linear_recurrence(tf.fill([2, 5, 3], 0.5), tf.ones([2, 5, 3]))
+        >>> float(h[0, -1, 0])  # 1 + 0.5 + 0.25 + 0.125 + 0.0625
+        1.9375
+    """
+
+    @tf.custom_gradient
+    def recurrence(a, b):
+        h = chunked_scan(combine_linear, (a, b), (1.0, 0.0), chunk)[1]
+
+        def gradient(dh):
+            following = _shift_in_time(a, -1, 0.0)  # a_{t+1}; nothing follows the last step
+            backwards = chunked_scan(
+                combine_linear, (tf.reverse(following, [1]), tf.reverse(dh, [1])), (1.0, 0.0), chunk
+            )[1]
+            g = tf.reverse(backwards, [1])
+            return g * _shift_in_time(h, 1, 0.0), g
+
+        return h, gradient
+
+    return recurrence(tf.convert_to_tensor(a), tf.convert_to_tensor(b))
+
+
 def softplus(x):
     """``log(1 + exp(x))`` from built-in TFLite ops, stable for large ``|x|``."""
     return tf.maximum(x, 0.0) + tf.math.log(1.0 + tf.exp(-tf.abs(x)))

@@ -33,6 +33,20 @@ def test_quick_run_prints_one_row_per_precision(streaming_step, capsys):
         assert (row["units"], row["vocabulary"], row["threads"]) == (8, 30, 1)
 
 
+def test_matched_parameters_size_the_scan_layers_like_the_lstm(streaming_step, capsys):
+    exit_code = streaming_step.main(["--quick", "--layers", "lstm,mingru,mamba", "--match-parameters"])
+
+    result = json.loads(capsys.readouterr().out)
+    assert exit_code == 0
+    target = result["matched_to"]["layer_parameters"]
+    by_layer = {row["layer"]: row for row in result["rows"] if row["precision"] == "float32"}
+    assert by_layer["lstm"]["layer_parameters"] == target
+    assert by_layer["mingru"]["units"] > by_layer["lstm"]["units"]  # no recurrent kernel
+    for row in by_layer.values():
+        assert abs(row["layer_parameters"] - target) <= 0.25 * target
+        assert "WHILE" not in row["ops"]
+
+
 def test_unknown_layers_are_named(streaming_step):
-    with pytest.raises(SystemExit, match="Received: 'lstm,mamba'"):
-        streaming_step.main(["--layers", "lstm,mamba"])
+    with pytest.raises(SystemExit, match="Received: 'lstm,transformer'"):
+        streaming_step.main(["--layers", "lstm,transformer"])

@@ -8,6 +8,7 @@ from nlpkit.layers.scan import (
     LOG_ZERO,
     chunked_scan,
     combine_linear,
+    linear_recurrence,
     linear_scan,
     log_sigmoid,
     log_space_scan,
@@ -55,11 +56,23 @@ def test_log_space_scan_treats_log_zero_as_adding_nothing():
     np.testing.assert_allclose(h, [0.0, 0.0, 1.0, 1.0, 3.0], atol=1e-6)
 
 
-def test_the_gradient_equals_the_loops_gradient():
-    rng = np.random.default_rng(0)
-    a = tf.constant(rng.uniform(0.2, 1.0, (2, 37, 3)).astype(np.float32))
-    b = tf.constant(rng.normal(size=(2, 37, 3)).astype(np.float32))
-    weights = tf.constant(rng.normal(size=(2, 37, 3)).astype(np.float32))
+SCANS = {
+    "linear_scan": lambda a, b: linear_scan(a, b, chunk=8)[1],
+    "linear_recurrence": lambda a, b: linear_recurrence(a, b, chunk=8),  # hand-written backward
+    "linear_recurrence_default_chunk": linear_recurrence,
+}
+
+
+@pytest.mark.parametrize("length", [1, 37, 100])
+@pytest.mark.parametrize("name", sorted(SCANS))
+def test_the_gradient_equals_the_loops_gradient(name, length):
+    rng = np.random.default_rng(length)
+    # a = 0 at some steps: a full reset, which the hand-written backward must pass through.
+    a = rng.uniform(0.2, 1.0, (2, length, 3)).astype(np.float32)
+    a[:, ::11] = 0.0
+    a = tf.constant(a)
+    b = tf.constant(rng.normal(size=(2, length, 3)).astype(np.float32))
+    weights = tf.constant(rng.normal(size=(2, length, 3)).astype(np.float32))
 
     def sequential(a, b):
         h, out = tf.zeros_like(b[:, 0]), []
@@ -69,13 +82,37 @@ def test_the_gradient_equals_the_loops_gradient():
         return tf.stack(out, 1)
 
     gradients = []
-    for scan in (lambda a, b: linear_scan(a, b, chunk=8)[1], sequential):
+    values = []
+    for scan in (SCANS[name], sequential):
         with tf.GradientTape() as tape:
             tape.watch([a, b])
-            loss = tf.reduce_sum(scan(a, b) * weights)
+            h = scan(a, b)
+            loss = tf.reduce_sum(h * weights)
+        values.append(h.numpy())
         gradients.append([g.numpy() for g in tape.gradient(loss, [a, b])])
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-5, atol=1e-5)
     for ours, reference in zip(*gradients):
         np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_linear_recurrence_trains_with_a_dynamic_length_inside_a_function():
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 2])] * 2)
+    def value_and_gradient(a, b):
+        with tf.GradientTape() as tape:
+            tape.watch([a, b])
+            loss = tf.reduce_sum(linear_recurrence(a, b, chunk=4))
+        return loss, tape.gradient(loss, [a, b])
+
+    rng = np.random.default_rng(2)
+    for length in (3, 4, 13):
+        a = rng.uniform(0, 1, (1, length, 2)).astype(np.float32)
+        b = rng.normal(size=(1, length, 2)).astype(np.float32)
+        loss, (grad_a, grad_b) = value_and_gradient(a, b)
+        np.testing.assert_allclose(loss.numpy(), loop(a, b).sum(), rtol=1e-5)
+        # dL/db_t = 1 + a_{t+1} + a_{t+1} a_{t+2} + ...: how much of b_t survives to each later step.
+        survive = [sum(np.prod(a[:, t + 1 : u + 1], axis=1) for u in range(t, length)) for t in range(length)]
+        np.testing.assert_allclose(grad_b.numpy(), np.stack(survive, 1), rtol=1e-5)
+    assert len(value_and_gradient._list_all_concrete_functions()) == 1
 
 
 def test_dynamic_length_inside_a_function():
