@@ -30,37 +30,20 @@ Which implementation, and why (measured here, 2 shared cores, B=32, T=1000, F=12
   converts to TFLite with built-in ops only (a ``WHILE`` around the short Hillis-Steele
   loop).
 
-Two instances: `log_space_scan` (Feng et al., 2024, "Were RNNs All We Needed?", §3.1: the
-recurrence in log space, for positive ``b``, as MinGRU/MinLSTM use it) and `linear_scan`
-(signed ``b`` and ``0 < a <= 1``, as Mamba's state needs; stable because the products of
-``a`` only shrink).
+`linear_recurrence` runs it for ``h_t = a_t * h_{t-1} + b_t`` with ``0 <= a <= 1`` (MinGRU,
+MinLSTM, Mamba: products of ``a`` only shrink, so linear space is stable and the log space
+of Feng et al., 2024, §3.1 is not needed), with a hand-written backward pass.
 """
 
 import tensorflow as tf
 
-# Stands in for log(0) = -inf: masked and padded steps add nothing. A finite value keeps
-# logaddexp(-inf, -inf) (two masked steps) from becoming inf - inf = NaN.
-LOG_ZERO = -1e30
 # Steps per chunk of `chunked_scan` (measured above: 32 beat 16; longer chunks make
 # longer unrolled graphs).
 DEFAULT_CHUNK = 32
 
 
-def logaddexp(x, y):
-    """``log(exp(x) + exp(y))`` from built-in TFLite ops (MAXIMUM, ABS, EXP, LOG)."""
-    larger = tf.maximum(x, y)
-    return larger + tf.math.log(1.0 + tf.exp(-tf.abs(x - y)))
-
-
-def combine_log_space(earlier, later):
-    """The combine of `log_space_scan`: ``(log a, log b)`` pairs, earlier first."""
-    log_a1, log_b1 = earlier
-    log_a2, log_b2 = later
-    return log_a1 + log_a2, logaddexp(log_a2 + log_b1, log_b2)
-
-
 def combine_linear(earlier, later):
-    """The combine of `linear_scan`: ``(a, b)`` pairs, earlier first."""
+    """The combine of `linear_recurrence`: ``(a, b)`` pairs, earlier first."""
     a1, b1 = earlier
     a2, b2 = later
     return a1 * a2, a2 * b1 + b2
@@ -166,35 +149,6 @@ def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK):
     return tuple(
         tf.reshape(value, [batch, chunks * chunk] + trailing)[:, :length] for value in scanned
     )
-
-
-def log_space_scan(log_a, log_b, chunk=DEFAULT_CHUNK):
-    """``log h_t`` of ``h_t = a_t * h_{t-1} + b_t`` from ``h_0 = 0``, for ``b > 0``.
-
-    Args:
-        log_a: float ``(batch, time, ...)``, log coefficients (0 keeps the state).
-        log_b: float, same shape, log values (`LOG_ZERO` adds nothing).
-        chunk: int, steps per chunk of `chunked_scan`.
-
-    Returns:
-        ``log h`` with the shape of ``log_b``.
-    """
-    return chunked_scan(combine_log_space, (log_a, log_b), (0.0, LOG_ZERO), chunk)[1]
-
-
-def linear_scan(a, b, chunk=DEFAULT_CHUNK):
-    """``h_t`` of ``h_t = a_t * h_{t-1} + b_t`` from ``h_0 = 0``, for ``0 <= a <= 1``.
-
-    Args:
-        a: float ``(batch, time, ...)``, coefficients (1 keeps the state).
-        b: float, same shape, inputs (0 adds nothing).
-        chunk: int, steps per chunk of `chunked_scan`.
-
-    Returns:
-        ``(cumulative_a, h)``: the running products of ``a`` (to add ``h_0``'s part as
-        ``cumulative_a * h_0``) and the states.
-    """
-    return chunked_scan(combine_linear, (a, b), (1.0, 0.0), chunk)
 
 
 def _shift_in_time(x, shift, fill):

@@ -5,16 +5,17 @@ import pytest
 import tensorflow as tf
 
 from nlpkit.layers.scan import (
-    LOG_ZERO,
     chunked_scan,
     combine_linear,
     linear_recurrence,
-    linear_scan,
     log_sigmoid,
-    log_space_scan,
-    logaddexp,
     softplus,
 )
+
+
+def linear_scan(a, b, chunk):
+    """``(running products of a, h)`` from `chunked_scan`, differentiated by TensorFlow."""
+    return chunked_scan(combine_linear, (a, b), (1.0, 0.0), chunk)
 
 
 def loop(a, b, h0=None):
@@ -36,24 +37,6 @@ def test_linear_scan_matches_the_loop(length):
     cumulative, h = linear_scan(a, b, chunk=8)
     np.testing.assert_allclose(h.numpy(), loop(a, b), rtol=0, atol=1e-5)
     np.testing.assert_allclose(cumulative.numpy(), np.cumprod(a, axis=1), rtol=1e-5, atol=1e-7)
-
-
-@pytest.mark.parametrize("length", [1, 63, 64, 65, 300])
-def test_log_space_scan_matches_the_loop_at_the_default_chunk(length):
-    rng = np.random.default_rng(length)
-    a = rng.uniform(0.3, 1.0, (2, length, 4)).astype(np.float32)
-    b = rng.uniform(0.01, 2.0, (2, length, 4)).astype(np.float32)
-    log_h = log_space_scan(np.log(a), np.log(b))
-    expected = loop(a, b)
-    np.testing.assert_allclose(np.exp(log_h.numpy()), expected, rtol=1e-5, atol=0)
-
-
-def test_log_space_scan_treats_log_zero_as_adding_nothing():
-    # Leading steps with b = 0 (a masked prefix): h stays exactly 0, then starts.
-    log_a = np.zeros((1, 5, 1), np.float32)
-    log_b = np.array([LOG_ZERO, LOG_ZERO, 0.0, LOG_ZERO, np.log(2.0)], np.float32).reshape(1, 5, 1)
-    h = np.exp(log_space_scan(log_a, log_b, chunk=2).numpy()).ravel()
-    np.testing.assert_allclose(h, [0.0, 0.0, 1.0, 1.0, 3.0], atol=1e-6)
 
 
 SCANS = {
@@ -134,18 +117,16 @@ def test_any_chunk_length_gives_the_same_scan(chunk):
     rng = np.random.default_rng(chunk)
     a = rng.uniform(0.0, 1.0, (2, 23, 3)).astype(np.float32)
     b = rng.normal(size=(2, 23, 3)).astype(np.float32)
-    np.testing.assert_allclose(linear_scan(a, b, chunk=chunk)[1].numpy(), loop(a, b), atol=1e-5)
+    np.testing.assert_allclose(linear_recurrence(a, b, chunk=chunk).numpy(), loop(a, b), atol=1e-5)
 
 
 @pytest.mark.parametrize("chunk", [0, 2.0, True])
 def test_chunk_must_be_a_positive_int(chunk):
     with pytest.raises(ValueError, match=f"Received: chunk={chunk!r}"):
-        linear_scan(np.ones((1, 3, 1), np.float32), np.ones((1, 3, 1), np.float32), chunk=chunk)
+        linear_recurrence(np.ones((1, 3, 1), np.float32), np.ones((1, 3, 1), np.float32), chunk=chunk)
 
 
 def test_activations_are_stable_and_exact():
     x = np.array([-200.0, -5.0, 0.0, 3.0, 200.0], np.float32)
     np.testing.assert_allclose(softplus(x).numpy(), np.logaddexp(0, x.astype(np.float64)), rtol=1e-6, atol=1e-30)
     np.testing.assert_allclose(log_sigmoid(x).numpy(), -np.logaddexp(0, -x.astype(np.float64)), rtol=1e-6, atol=1e-30)
-    y = np.array([LOG_ZERO, -3.0, 1.0, 150.0], np.float32)
-    np.testing.assert_allclose(logaddexp(x[:4], y).numpy(), np.logaddexp(x[:4], y), rtol=1e-6)
