@@ -56,13 +56,19 @@ def build_parser():
     export.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
                         help="also write model.int8.tflite (default: yes)")
 
-    predict = commands.add_parser("predict", help="classify or tag texts given as arguments or as lines on stdin")
+    predict = commands.add_parser(
+        "predict", help="classify, tag, translate or continue texts given as arguments or as lines on stdin"
+    )
     predict.add_argument("bundle")
-    predict.add_argument("texts", nargs="*", help="texts to classify or tag (a tagger splits them at spaces); "
-                                                  "none (or '-') reads stdin lines")
+    predict.add_argument("texts", nargs="*", help="texts to classify, tag (split at spaces), translate or continue "
+                                                  "(language model); none (or '-') reads stdin lines")
     predict.add_argument("--format", choices=("tflite", "keras", "saved_model"), default="tflite")
     predict.add_argument("--int8", action="store_true", help="use model.int8.tflite")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    predict.add_argument("--method", choices=("greedy", "beam", "sample"),
+                         help="search of a translation (default: beam, as the bundle's settings) or language-model "
+                              "bundle (default: greedy)")
+    predict.add_argument("--max-new-tokens", type=int, default=100, help="tokens a language model adds (default 100)")
     return parser
 
 
@@ -155,7 +161,11 @@ def run_predict(args):
         # Bytes in, replacement characters for invalid UTF-8: a stray byte must not stop a batch.
         texts = [line.decode("utf-8", "replace").rstrip("\r\n") for line in sys.stdin.buffer]
     predictor = load_predictor(args.bundle, format=args.format, precision="int8" if args.int8 else "float32")
-    tagger = getattr(predictor, "task", None) == "sequence_tagging"
+    task = getattr(predictor, "task", None)
+    if task in ("translation", "language_modeling"):
+        _print_generated(texts, predictor, args)
+        return 0
+    tagger = task == "sequence_tagging"
     for text, prediction in zip(texts, predictor.predict(texts)):
         if tagger:
             _print_tagged(text, prediction, args.json)
@@ -164,6 +174,27 @@ def run_predict(args):
         else:
             print(f"{prediction.label}\t{prediction.scores[prediction.label]:.4f}\t{_preview(text)}")
     return 0
+
+
+def _print_generated(texts, predictor, args):
+    """One line per text: its translation, or a language model's continuation of it."""
+    if args.max_new_tokens < 0:
+        raise ValueError(f"--max-new-tokens must be >= 0. Received: {args.max_new_tokens}")
+    if predictor.task == "translation":
+        outputs = predictor.translate(texts, method=args.method or "beam") if texts else []
+        key = "translation"
+    else:
+        outputs = predictor.generate(texts, args.max_new_tokens, method=args.method or "greedy") if texts else []
+        key = "continuation"
+    for text, output in zip(texts, outputs):
+        if args.json:
+            print(json.dumps({"text": text, key: output}, ensure_ascii=False))
+        elif predictor.task == "translation":
+            print(output)
+        else:
+            # A word-level model's pieces are joined by spaces, a character-level model's directly.
+            separator = "" if predictor.manifest["generation"]["level"] == "char" else " "
+            print(text + (separator if text and output else "") + output)
 
 
 def _print_tagged(text, prediction, as_json):

@@ -2,19 +2,42 @@
 
 ``keras`` and ``saved_model`` need TensorFlow; ``tflite`` runs through `nlpkit.lite`
 (numpy + LiteRT only). All three return the same objects (`ClassPrediction` for a text
-classifier, `TagPrediction` for a sequence tagger), which is what lets
-`nlpkit predict --format ...` and the parity tests compare them directly.
+classifier, `TagPrediction` for a sequence tagger, strings from ``translate`` and
+``generate``), which is what lets `nlpkit predict --format ...` and the parity tests compare
+them directly.
 """
 
 from pathlib import Path
 
 import numpy as np
 
-from nlpkit.lite import ClassPrediction, SequenceTaggerPredictor, TextClassifierPredictor, tag_prediction
+from nlpkit.errors import BundleError
+from nlpkit.lite import (
+    ClassPrediction,
+    LanguageModelGenerator,
+    SequenceTaggerPredictor,
+    TextClassifierPredictor,
+    Translator,
+    tag_prediction,
+)
 from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import load_tokenizer
 
 FORMATS = ("tflite", "keras", "saved_model")
+
+
+def _as_batch(texts):
+    """``(list of str, single)``: a str (or bytes) becomes a batch of one."""
+    single = isinstance(texts, (str, bytes))
+    texts = [texts] if single else list(texts)
+    return [text.decode("utf-8", "replace") if isinstance(text, bytes) else text for text in texts], single
+
+
+def _load_saved_model(bundle_dir, manifest):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops the serving graphs use)
+
+    return tf.saved_model.load(str(bundle_file(bundle_dir, manifest, "saved_model")))
 
 
 class _TensorFlowClassifier:
@@ -26,9 +49,7 @@ class _TensorFlowClassifier:
         self.labels = list(self.manifest["labels"])
 
     def predict(self, texts):
-        if isinstance(texts, (str, bytes)):
-            texts = [texts]
-        texts = [text.decode("utf-8", "replace") if isinstance(text, bytes) else text for text in texts]
+        texts, _ = _as_batch(texts)
         if not texts:
             return []
         scores = self.batch_scores(texts)
@@ -75,9 +96,8 @@ class SavedModelClassifier(_TensorFlowClassifier):
 
         super().__init__(bundle_dir)
         self._tf = tf
-        loaded = tf.saved_model.load(str(bundle_file(self.bundle_dir, self.manifest, "saved_model")))
-        self._loaded = loaded  # keep the resources alive while the signature is used
-        self._serve = loaded.signatures["serving_default"]
+        self._loaded = _load_saved_model(self.bundle_dir, self.manifest)  # alive while its signatures are used
+        self._serve = self._loaded.signatures["serving_default"]
 
     def batch_scores(self, texts):
         return self._serve(text=self._tf.constant(texts, self._tf.string))["scores"].numpy()
@@ -131,7 +151,7 @@ class SavedModelTagger(_TensorFlowTagger):
 
         super().__init__(bundle_dir)
         self._tf = tf
-        self._loaded = tf.saved_model.load(str(bundle_file(self.bundle_dir, self.manifest, "saved_model")))
+        self._loaded = _load_saved_model(self.bundle_dir, self.manifest)
         self._serve = self._loaded.signatures["serving_default"]
         self._tag_tokens = self._loaded.signatures["tag_tokens"]
 
@@ -147,9 +167,7 @@ class SavedModelTagger(_TensorFlowTagger):
         ]
 
     def predict(self, texts):
-        if isinstance(texts, (str, bytes)):
-            texts = [texts]
-        texts = [text.decode("utf-8", "replace") if isinstance(text, bytes) else text for text in texts]
+        texts, _ = _as_batch(texts)
         if not texts:
             return []
         return self._predictions(self._serve(text=self._tf.constant(texts, self._tf.string)))
@@ -164,11 +182,123 @@ class SavedModelTagger(_TensorFlowTagger):
         return self._predictions(self._tag_tokens(tokens=self._tf.constant(padded, self._tf.string, shape=[len(padded), width])))
 
 
+class KerasTranslator(Translator):
+    """Translates with a translation bundle's ``model.keras``, through the same searches as `Translator`.
+
+    Example:
+        >>> KerasTranslator("saved_models/translation").translate("Ein Hund läuft.", method="beam")
+    """
+
+    def __init__(self, bundle_dir):
+        from nlpkit.decoding import KerasDecoderStep
+        from nlpkit.models import load_keras_model
+
+        self._read_bundle(bundle_dir)
+        self.step = KerasDecoderStep(load_keras_model(bundle_file(self.bundle_dir, self.manifest, "keras")))
+
+
+class SavedModelTranslator:
+    """Translates with the SavedModel's in-graph searches (tokenizer and detokenizer inside).
+
+    ``method="beam"`` runs ``serving_default`` (beam width and length penalty as exported),
+    ``"greedy"`` the ``greedy`` signature; both give the tokens of the `nlpkit.decoding`
+    searches. Other search options need the Keras or TFLite form.
+
+    Example:
+        >>> SavedModelTranslator("saved_models/translation").translate(["Zwei Männer lachen."], method="beam")
+    """
+
+    task = "translation"
+    _SIGNATURES = {"beam": "serving_default", "greedy": "greedy"}
+
+    def __init__(self, bundle_dir):
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = read_manifest(self.bundle_dir, task=self.task)
+        self._loaded = _load_saved_model(self.bundle_dir, self.manifest)
+
+    def translate(self, texts, method="greedy", **options):
+        """The translation of a text (str in, str out) or of each text of a list."""
+        if method not in self._SIGNATURES:
+            raise ValueError(f"`method` must be one of {tuple(self._SIGNATURES)} for a SavedModel. Received: {method!r}")
+        if options:
+            raise ValueError(
+                f"The SavedModel's searches are fixed at export ({self.manifest['translation'].get('decoding')}); "
+                f"options {sorted(options)} need format 'keras' or 'tflite'."
+            )
+        batch, single = _as_batch(texts)
+        if not batch:
+            return []
+        import tensorflow as tf
+
+        outputs = self._loaded.signatures[self._SIGNATURES[method]](source=tf.constant(batch, tf.string))
+        translations = [text.decode("utf-8") for text in outputs["translation"].numpy()]
+        return translations[0] if single else translations
+
+
+class KerasGenerator(LanguageModelGenerator):
+    """Continues prompts with a language-model bundle's ``model.keras``, through the searches of `LanguageModelGenerator`.
+
+    Example:
+        >>> KerasGenerator("saved_models/lm").generate("the river", 40, method="beam", beam_width=4)
+    """
+
+    def __init__(self, bundle_dir):
+        from nlpkit.decoding import KerasStepFunction
+        from nlpkit.models import load_keras_model
+
+        self._read_bundle(bundle_dir)
+        self.step = KerasStepFunction(load_keras_model(bundle_file(self.bundle_dir, self.manifest, "keras")))
+
+
+class SavedModelGenerator:
+    """Continues prompts greedily with the SavedModel's ``serving_default`` (tokenizer inside).
+
+    Example:
+        >>> SavedModelGenerator("saved_models/lm").generate("the river", max_new_tokens=40)
+    """
+
+    task = "language_modeling"
+
+    def __init__(self, bundle_dir):
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = read_manifest(self.bundle_dir, task=self.task)
+        self._loaded = _load_saved_model(self.bundle_dir, self.manifest)
+
+    def generate(self, prompts, max_new_tokens=100, method="greedy", **options):
+        """Continuation text of a prompt (str in, str out) or of each prompt of a list."""
+        if method != "greedy" or options:
+            raise ValueError(
+                "The SavedModel generates greedily only; sampling, beam search and their options "
+                f"need format 'keras' or 'tflite'. Received: method={method!r}, options {sorted(options)}"
+            )
+        batch, single = _as_batch(prompts)
+        if not batch:
+            return []
+        import tensorflow as tf
+
+        outputs = self._loaded.signatures["serving_default"](
+            prompt=tf.constant(batch, tf.string), max_tokens=tf.constant(int(max_new_tokens), tf.int32)
+        )
+        texts = [text.decode("utf-8") for text in outputs["text"].numpy()]
+        return texts[0] if single else texts
+
+
+# The predictor of each (task, format); "tflite" ones also take precision and num_threads.
+_PREDICTORS = {
+    "text_classification": {"tflite": TextClassifierPredictor, "keras": KerasClassifier, "saved_model": SavedModelClassifier},
+    "sequence_tagging": {"tflite": SequenceTaggerPredictor, "keras": KerasTagger, "saved_model": SavedModelTagger},
+    "translation": {"tflite": Translator, "keras": KerasTranslator, "saved_model": SavedModelTranslator},
+    "language_modeling": {"tflite": LanguageModelGenerator, "keras": KerasGenerator, "saved_model": SavedModelGenerator},
+}
+
+
 def load_predictor(bundle_dir, format="tflite", precision="float32", num_threads=1):
     """Opens a bundle in one of its exported forms: "tflite" (default), "keras" or "saved_model".
 
     The bundle's task decides the predictor: a text classifier's predict() gives
-    `ClassPrediction` objects, a sequence tagger's `TagPrediction` objects.
+    `ClassPrediction` objects, a sequence tagger's `TagPrediction` objects; a translation
+    bundle's predictor has ``translate`` and a language model's ``generate`` (str in, str
+    out).
 
     Example:
         >>> predictor = load_predictor("saved_models/sentiment", format="saved_model")
@@ -176,14 +306,10 @@ def load_predictor(bundle_dir, format="tflite", precision="float32", num_threads
     """
     if format not in FORMATS:
         raise ValueError(f"`format` must be one of {FORMATS}. Received: {format!r}")
-    if read_manifest(bundle_dir).get("task") == "sequence_tagging":
-        if format == "tflite":
-            return SequenceTaggerPredictor(bundle_dir, precision=precision, num_threads=num_threads)
-        return KerasTagger(bundle_dir) if format == "keras" else SavedModelTagger(bundle_dir)
+    task = read_manifest(bundle_dir).get("task", "text_classification")
+    if task not in _PREDICTORS:
+        raise BundleError(f"{bundle_dir}: no predictor for task {task!r}; known tasks: {sorted(_PREDICTORS)}.")
+    predictor = _PREDICTORS[task][format]
     if format == "tflite":
-        return TextClassifierPredictor(bundle_dir, precision=precision, num_threads=num_threads)
-    if format == "keras":
-        return KerasClassifier(bundle_dir)
-    if format == "saved_model":
-        return SavedModelClassifier(bundle_dir)
-    raise ValueError(f"`format` must be one of {FORMATS}. Received: {format!r}")
+        return predictor(bundle_dir, precision=precision, num_threads=num_threads)
+    return predictor(bundle_dir)

@@ -249,6 +249,7 @@ def train(config):
         validation_data=setup.dataset(translation_dataset(*encoded[valid_split], batch_size=config.batch_size)),
         epochs=config.epochs,
         callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles; Keras cannot shuffle a dataset
         verbose=2 if not sys.stdout.isatty() else 1,
     )
     training_seconds = time.perf_counter() - started

@@ -67,3 +67,13 @@ def test_unknown_format_is_rejected_by_name(sentiment_bundle):
 def test_every_format_refuses_a_non_bundle(tmp_path, form):
     with pytest.raises(BundleError, match="no nlpkit.json"):
         load_predictor(tmp_path, format=form)
+
+
+def test_a_bundle_of_an_unknown_task_is_refused_by_name(bundle_copy):
+    import json
+
+    manifest_path = bundle_copy / "nlpkit.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "task": "speech_recognition"}))
+    with pytest.raises(BundleError, match="'speech_recognition'.*known tasks"):
+        load_predictor(bundle_copy)

@@ -96,11 +96,15 @@ class LanguageModelGenerator:
     def __init__(self, bundle_dir, precision="float32", num_threads=1):
         if precision not in _MODEL_KEYS:
             raise ValueError(f"`precision` must be one of {sorted(_MODEL_KEYS)}. Received: {precision!r}")
+        self._read_bundle(bundle_dir)
+        model_path = bundle_file(self.bundle_dir, self.manifest, _MODEL_KEYS[precision])
+        self.step = TFLiteStepFunction(model_path, num_threads=num_threads)
+
+    def _read_bundle(self, bundle_dir):
+        """Manifest and tokenizer: all but the step function."""
         self.bundle_dir = Path(bundle_dir)
         self.manifest = read_manifest(self.bundle_dir, task=self.task)
         self.tokenizer = load_tokenizer(self.bundle_dir / ASSETS_DIR)
-        model_path = bundle_file(self.bundle_dir, self.manifest, _MODEL_KEYS[precision])
-        self.step = TFLiteStepFunction(model_path, num_threads=num_threads)
 
     def generate_with_ids(self, prompts, max_new_tokens, method="greedy", **options):
         """``(texts, generation)`` for a list of prompts; see `nlpkit.decoding.generate_text`."""

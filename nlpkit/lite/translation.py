@@ -97,14 +97,19 @@ class Translator:
     def __init__(self, bundle_dir, precision="float32", num_threads=1):
         if precision not in _MODEL_KEYS:
             raise ValueError(f"`precision` must be one of {sorted(_MODEL_KEYS)}. Received: {precision!r}")
+        self._read_bundle(bundle_dir)
+        spec = self.manifest["translation"]
+        model_path = bundle_file(self.bundle_dir, self.manifest, _MODEL_KEYS[precision])
+        self.step = TFLiteDecoderStep(model_path, spec["state_names"], spec["recurrent_states"], num_threads)
+
+    def _read_bundle(self, bundle_dir):
+        """Manifest, tokenizer, start/end ids and decoding settings: all but the step function."""
         self.bundle_dir = Path(bundle_dir)
         self.manifest = read_manifest(self.bundle_dir, task=self.task)
         self.tokenizer = load_tokenizer(self.bundle_dir / ASSETS_DIR)
         spec = self.manifest["translation"]
         self.bos_id, self.eos_id = int(spec["bos_id"]), int(spec["eos_id"])
         self.settings = dict(spec.get("decoding", {}))
-        model_path = bundle_file(self.bundle_dir, self.manifest, _MODEL_KEYS[precision])
-        self.step = TFLiteDecoderStep(model_path, spec["state_names"], spec["recurrent_states"], num_threads)
 
     def source_ids(self, text):
         """The ids the model reads for ``text`` (subwords, cut to the bundle's limit, end id)."""

@@ -189,3 +189,21 @@ def test_distributed_strategies_are_refused_with_the_reason(strategy):
         check_config(Config(strategy=strategy))
     assert f"strategy={strategy!r}" in str(error.value)
     check_config(Config(strategy="default"))
+
+
+def test_every_bundle_form_continues_alike_and_the_cli_prints_prompt_and_continuation(char_bundle, word_bundle, capsys):
+    from nlpkit import cli
+    from nlpkit.serving import KerasGenerator, SavedModelGenerator, load_predictor
+
+    prompts = ["The ferry", ""]
+    for bundle in (char_bundle[0], word_bundle):
+        generators = {form: load_predictor(bundle, format=form) for form in ("tflite", "keras", "saved_model")}
+        assert isinstance(generators["keras"], KerasGenerator)
+        assert isinstance(generators["saved_model"], SavedModelGenerator)
+        outputs = {form: generator.generate(prompts, 15) for form, generator in generators.items()}
+        assert outputs["keras"] == outputs["saved_model"] == outputs["tflite"], bundle
+        with pytest.raises(ValueError, match="greedily only"):
+            generators["saved_model"].generate(prompts, 5, method="beam")
+        assert cli.main(["predict", str(bundle), "--format", "keras", "--max-new-tokens", "15", prompts[0]]) == 0
+        separator = "" if bundle == char_bundle[0] else " "
+        assert capsys.readouterr().out == prompts[0] + separator + outputs["keras"][0] + "\n"
