@@ -6,13 +6,20 @@ backward pass) at matched parameter counts. Every layer runs the same small lang
 side by side in one process: Embedding(V, E) -> layer (every step returned) -> Dense(V),
 sparse softmax cross-entropy, Adam, ``Model.train_on_batch`` on one fixed random batch.
 
-Parameters are matched on the recurrent layer: each scan layer gets the ``units`` whose
-parameter count is closest to the LSTM's (the output Dense then differs with ``units``;
-both counts are reported). Each timing is the median of ``--repeats`` training steps after
-one warm-up step (which traces). Prints one JSON document on stdout; logs go to stderr.
+Two ways to size the scan layers (``--match``, both by default): ``parameters`` gives each
+the ``units`` whose recurrent-layer parameter count is closest to the LSTM's (the output
+Dense then differs with ``units``; both counts are reported); ``width`` gives it the LSTM's
+``units`` (the comparison of Feng et al., 2024: same hidden size, far fewer weights). Each
+timing is the median of ``--repeats`` training steps after one warm-up step (which traces).
+Every row also has ``matmul_flops_per_token``, ``6 x`` the weights a token passes through
+(recurrent layer and output layer; forward 2, backward 4 flops per weight), and the rate
+that implies: at matched parameters both models do about the same matmul work per token,
+so a speed-up can only come from running it more efficiently than the LSTM's per-step
+``(batch, 4 units)`` matmuls, bounded by the rate of a large matmul (``tensorflow_matmul_gflops_per_s``). Prints one JSON
+document on stdout; logs go to stderr.
 
     python benchmarks/parallel_scan_speed.py                     # T=1000, B=8, E=64, LSTM H=128
-    python benchmarks/parallel_scan_speed.py --layers lstm,mingru --time 300
+    python benchmarks/parallel_scan_speed.py --layers lstm,mingru --time 300 --match width
     python benchmarks/parallel_scan_speed.py --quick             # tiny shapes, smoke test
 
 Run it on an idle machine for numbers that mean anything; under load (or ``nice``) the
@@ -30,6 +37,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 LAYERS = ("lstm", "mingru", "minlstm", "mamba")
+MATCHES = ("parameters", "width")
 DEFAULT_LAYERS = "lstm,mingru,mamba"
 
 
@@ -68,6 +76,19 @@ def build_model(kind, units, vocabulary, embedding_dim, options):
     return model
 
 
+def matmul_reference_gflops(tf, size=1024, repeats=10):
+    """GFLOP/s of a ``size``^3 float32 TensorFlow matmul (median of ``repeats``), the reference rate."""
+    left = tf.random.normal((size, size))
+    right = tf.random.normal((size, size))
+    tf.linalg.matmul(left, right).numpy()  # warm-up
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.linalg.matmul(left, right).numpy()
+        timings.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(timings) / 1e9
+
+
 def time_training(model, inputs, targets, repeats):
     start = time.perf_counter()
     model.train_on_batch(inputs, targets)  # traces the train step
@@ -94,38 +115,48 @@ def run(args):
     unknown = sorted(set(kinds) - set(LAYERS))
     if unknown or "lstm" not in kinds:
         raise SystemExit(f"--layers must include lstm and only use {LAYERS}. Received: {args.layers!r}")
+    matches = [match.strip() for match in args.match.split(",") if match.strip()]
+    if not matches or set(matches) - set(MATCHES):
+        raise SystemExit(f"--match must name some of {MATCHES}. Received: {args.match!r}")
     options = {"mamba": {"d_state": args.d_state}}
     target = layer_parameters("lstm", args.lstm_units, args.embedding_dim, {})
     rng = np.random.default_rng(args.seed)
     inputs = rng.integers(0, args.vocabulary, (args.batch, args.time)).astype("int32")
     targets = rng.integers(0, args.vocabulary, (args.batch, args.time)).astype("int32")
+    runs = [("lstm", "reference")] + [(kind, match) for kind in kinds if kind != "lstm" for match in matches]
     rows = []
-    for kind in kinds:
+    for kind, match in runs:
         kind_options = options.get(kind, {})
-        units = args.lstm_units if kind == "lstm" else matched_units(
+        units = args.lstm_units if match in ("reference", "width") else matched_units(
             kind, target, args.embedding_dim, kind_options
         )
         model = build_model(kind, units, args.vocabulary, args.embedding_dim, kind_options)
         model.build((None, None))
-        recurrent = model.layers[1]
-        log(f"{kind}: units={units}, timing {args.repeats} steps of {args.batch}x{args.time} tokens")
+        recurrent, output = model.layers[1], model.layers[2]
+        log(f"{kind} ({match}): units={units}, timing {args.repeats} steps of {args.batch}x{args.time} tokens")
         warmup, timings = time_training(model, inputs, targets, args.repeats)
         median = statistics.median(timings)
+        tokens_per_s = args.batch * args.time / median
+        layer_parameters_count = int(sum(int(w.numpy().size) for w in recurrent.trainable_weights))
+        flops_per_token = 6 * (layer_parameters_count + int(output.kernel.numpy().size))
         rows.append({
             "layer": kind,
+            "match": match,
             "units": units,
             "options": kind_options,
-            "layer_parameters": int(sum(int(w.numpy().size) for w in recurrent.trainable_weights)),
+            "layer_parameters": layer_parameters_count,
             "model_parameters": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
-            "train_tokens_per_s": args.batch * args.time / median,
+            "train_tokens_per_s": tokens_per_s,
+            "matmul_flops_per_token": flops_per_token,
+            "matmul_gflops_per_s": tokens_per_s * flops_per_token / 1e9,
             "step_seconds": timings,
             "warmup_seconds": warmup,
         })
-        log(f"  {rows[-1]['train_tokens_per_s']:.0f} tokens/s (median of {timings})")
+        log(f"  {tokens_per_s:.0f} tokens/s (median of {timings})")
         del model
-    lstm_speed = rows[0]["train_tokens_per_s"] if rows[0]["layer"] == "lstm" else None
+    lstm_speed = rows[0]["train_tokens_per_s"]
     for row in rows:
-        row["train_vs_lstm"] = row["train_tokens_per_s"] / lstm_speed if lstm_speed else None
+        row["train_vs_lstm"] = row["train_tokens_per_s"] / lstm_speed
     return {
         "benchmark": "parallel_scan_speed",
         "shapes": {
@@ -137,6 +168,7 @@ def run(args):
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "versions": {"tensorflow": tf.__version__},
         "target": "MinGRU and Mamba train_vs_lstm >= 3 at T=1000",
+        "tensorflow_matmul_gflops_per_s": matmul_reference_gflops(tf) if args.matmul_reference else None,
         "rows": rows,
     }
 
@@ -150,6 +182,10 @@ def parse_args(argv):
     parser.add_argument("--vocabulary", type=int, default=256)
     parser.add_argument("--lstm-units", type=int, default=128)
     parser.add_argument("--d-state", type=int, default=16, help="Mamba's state size per channel")
+    parser.add_argument("--match", default="parameters,width",
+                        help=f"how scan layers are sized against the LSTM, comma-separated from {MATCHES}")
+    parser.add_argument("--matmul-reference", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time a 1024^3 float32 TensorFlow matmul, the reference rate (default: yes)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0)
@@ -158,7 +194,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.quick:
         args.batch, args.time, args.embedding_dim, args.vocabulary = 2, 40, 8, 16
-        args.lstm_units, args.d_state, args.repeats = 8, 4, 1
+        args.lstm_units, args.d_state, args.repeats, args.matmul_reference = 8, 4, 1, False
     return args
 
 

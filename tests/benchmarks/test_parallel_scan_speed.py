@@ -28,13 +28,21 @@ def test_quick_run_prints_matched_rows_and_writes_the_json(speed, capsys, tmp_pa
     assert json.loads(output.read_text()) == result
     assert result["shapes"]["time"] == 40
     rows = result["rows"]
-    assert [row["layer"] for row in rows] == ["lstm", "mingru", "minlstm", "mamba"]
+    assert [(row["layer"], row["match"]) for row in rows] == [("lstm", "reference")] + [
+        (layer, match) for layer in ("mingru", "minlstm", "mamba") for match in ("parameters", "width")
+    ]
     lstm = rows[0]
     assert lstm["train_vs_lstm"] == 1.0
     for row in rows:
         assert row["train_tokens_per_s"] > 0 and len(row["step_seconds"]) == 1
-        # Matched to the LSTM's layer parameters within one unit's worth (under 10% here).
-        assert abs(row["layer_parameters"] - lstm["layer_parameters"]) < 0.1 * lstm["layer_parameters"]
+        assert row["matmul_gflops_per_s"] == pytest.approx(row["train_tokens_per_s"] * row["matmul_flops_per_token"] / 1e9)
+        if row["match"] == "width":
+            assert row["units"] == lstm["units"]
+        else:
+            # Matched to the LSTM's layer parameters within one unit's worth (under 10% here).
+            assert abs(row["layer_parameters"] - lstm["layer_parameters"]) < 0.1 * lstm["layer_parameters"]
+    # 6 flops per weight of the recurrent and output layers: the LSTM's 8 units, 8 inputs, 16 words.
+    assert lstm["matmul_flops_per_token"] == 6 * (4 * 8 * (8 + 8 + 1) + 8 * 16)
 
 
 def test_matched_units_is_closest_and_layers_are_validated(speed):
@@ -44,3 +52,5 @@ def test_matched_units_is_closest_and_layers_are_validated(speed):
     assert units == round(target / 18)
     with pytest.raises(SystemExit, match="Received: 'mingru'"):
         speed.run(speed.parse_args(["--layers", "mingru"]))
+    with pytest.raises(SystemExit, match="Received: 'depth'"):
+        speed.run(speed.parse_args(["--quick", "--match", "depth"]))
