@@ -24,6 +24,7 @@ def test_a_tiny_run_writes_json_markdown_and_plot(tiny_run):
     report = json.loads((output / "long_range.json").read_text())
     rows = report["rows"]
     assert [row["model"] for row in rows] == ["lstm", "mingru", "mamba", "transformer"]
+    assert report["wall_seconds"] >= sum(row["training_seconds"] for row in rows)
     for row in rows:
         assert row["training_steps"] >= 1 and row["task"] == "adding" and row["metric"] == "mse"
         assert isinstance(row["latency_ms_per_token"], float) and row["latency_ms_per_token"] > 0, row
