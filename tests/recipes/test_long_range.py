@@ -69,3 +69,12 @@ def test_markdown_table_reports_failed_latency_as_text():
            "test_score": 0.1, "chance": 0.1667, "solved": False, "training_tokens_per_second": 5.0,
            "latency_ms_per_token": "ConverterError: x", "latency_form": "step"}
     assert "failed: ConverterError: x" in markdown_table([row])
+
+
+def test_training_time_is_the_budget_left_less_the_measured_overhead():
+    from recipes.long_range import FIRST_OVERHEAD_GUESS, MIN_TRAINING_SECONDS, training_seconds_per_run
+
+    assert training_seconds_per_run(600.0, 10, []) == pytest.approx(60.0 - FIRST_OVERHEAD_GUESS)
+    assert training_seconds_per_run(600.0, 10, [10.0, 20.0]) == pytest.approx(45.0)
+    # Over budget: every run still trains a little.
+    assert training_seconds_per_run(5.0, 10, [30.0]) == MIN_TRAINING_SECONDS
