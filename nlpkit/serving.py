@@ -40,6 +40,17 @@ def _load_saved_model(bundle_dir, manifest):
     return tf.saved_model.load(str(bundle_file(bundle_dir, manifest, "saved_model")))
 
 
+class _SavedModelForm:
+    """The bundle's manifest (checked against ``task``) and its loaded SavedModel."""
+
+    task = None
+
+    def __init__(self, bundle_dir):
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = read_manifest(self.bundle_dir, task=self.task)
+        self._loaded = _load_saved_model(self.bundle_dir, self.manifest)
+
+
 class _TensorFlowClassifier:
     task = "text_classification"
 
@@ -197,7 +208,7 @@ class KerasTranslator(Translator):
         self.step = KerasDecoderStep(load_keras_model(bundle_file(self.bundle_dir, self.manifest, "keras")))
 
 
-class SavedModelTranslator:
+class SavedModelTranslator(_SavedModelForm):
     """Translates with the SavedModel's in-graph searches (tokenizer and detokenizer inside).
 
     ``method="beam"`` runs ``serving_default`` (beam width and length penalty as exported),
@@ -210,11 +221,6 @@ class SavedModelTranslator:
 
     task = "translation"
     _SIGNATURES = {"beam": "serving_default", "greedy": "greedy"}
-
-    def __init__(self, bundle_dir):
-        self.bundle_dir = Path(bundle_dir)
-        self.manifest = read_manifest(self.bundle_dir, task=self.task)
-        self._loaded = _load_saved_model(self.bundle_dir, self.manifest)
 
     def translate(self, texts, method="greedy", **options):
         """The translation of a text (str in, str out) or of each text of a list."""
@@ -250,7 +256,7 @@ class KerasGenerator(LanguageModelGenerator):
         self.step = KerasStepFunction(load_keras_model(bundle_file(self.bundle_dir, self.manifest, "keras")))
 
 
-class SavedModelGenerator:
+class SavedModelGenerator(_SavedModelForm):
     """Continues prompts greedily with the SavedModel's ``serving_default`` (tokenizer inside).
 
     Example:
@@ -258,11 +264,6 @@ class SavedModelGenerator:
     """
 
     task = "language_modeling"
-
-    def __init__(self, bundle_dir):
-        self.bundle_dir = Path(bundle_dir)
-        self.manifest = read_manifest(self.bundle_dir, task=self.task)
-        self._loaded = _load_saved_model(self.bundle_dir, self.manifest)
 
     def generate(self, prompts, max_new_tokens=100, method="greedy", **options):
         """Continuation text of a prompt (str in, str out) or of each prompt of a list."""

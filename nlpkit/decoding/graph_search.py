@@ -133,15 +133,15 @@ def graph_beam_search(step, states, bos_id, eos_id, limits, vocabulary_size, bea
     def running(t, tokens, states, open_sums, done, *_):
         return tf.logical_and(t < tf.reduce_max(limits), tf.logical_not(tf.reduce_all(done)))
 
-    steps, _, _, _, _, pool, token_history, parent_history = tf.while_loop(
+    _, _, _, _, _, pool, token_history, parent_history = tf.while_loop(
         running,
         body,
         (tf.constant(0), tokens, states, open_sums, done, pool, token_history, parent_history),
     )
-    return _read_best(pool, token_history, parent_history, steps)
+    return _read_best(pool, token_history, parent_history)
 
 
-def _read_best(pool, token_history, parent_history, steps):
+def _read_best(pool, token_history, parent_history):
     """The tokens of each row's best pool entry, right-padded with 0 (``(batch, length)``)."""
     scores, ends, parents, last_tokens = (part[:, 0] for part in pool)
     # A row whose pool stayed empty returns no tokens.
@@ -150,7 +150,7 @@ def _read_best(pool, token_history, parent_history, steps):
     batch = tf.shape(ends)[0]
 
     def no_tokens():
-        return tf.zeros([batch, tf.maximum(length, 0)], tf.int32)
+        return tf.zeros([batch, 0], tf.int32)
 
     def backtrack():
         history_tokens = token_history.stack()  # (steps, batch, width)
@@ -170,4 +170,5 @@ def _read_best(pool, token_history, parent_history, steps):
         )
         return tf.transpose(tf.reshape(collected.stack(), [length, batch]))
 
-    return tf.cond(tf.logical_and(length > 0, steps > 0), backtrack, no_tokens)
+    # length > 0 only when some row ended at a step, so the history is not empty then.
+    return tf.cond(length > 0, backtrack, no_tokens)
