@@ -80,6 +80,10 @@ class Config:
     recurrent_dropout: float = 0.0
     char_dropout: float = 0.0
     word_dropout: float = dataclasses.field(default=0.05, metadata={"help": "probability of replacing a word by <unk>"})
+    ensemble_size: int = dataclasses.field(
+        default=1, metadata={"help": "encoders (each with its own CRF) trained side by side over one word embedding; "
+                                     "the tagger decodes their mean scores"}
+    )
     # Training.
     epochs: int = 30
     batch_size: int = 32
@@ -91,6 +95,9 @@ class Config:
         default=2, metadata={"help": "multiply the learning rate by --lr-decay-factor after N epochs without a better valid span F1 (0: never)"}
     )
     lr_decay_factor: float = 0.5
+    max_minutes: float = dataclasses.field(
+        default=0.0, metadata={"help": "stop training before an epoch would end after this many minutes (0: no limit)"}
+    )
     seed: int = 1234
     # Devices (nlpkit.distribute): --batch-size is the global batch, split across replicas.
     strategy: str = dataclasses.field(default="default", metadata={"help": "default, mirrored, multi_worker or tpu"})
@@ -319,6 +326,7 @@ def build_model(config, tokenizer, tags, data_scheme):
         unknown_id=tokenizer.vocabulary.unk_id,
         head=config.head,
         trainable_embeddings=not config.freeze_embeddings,
+        ensemble_size=config.ensemble_size,
     )
     model(pad_tagging_batch([[1]], [[[1]]]))  # create the weights (BackupAndRestore needs them)
     model.compile(optimizer=make_optimizer(config), metrics=[SpanF1(model.tags, model.scheme, name="span_f1")])
@@ -375,7 +383,7 @@ def train(config):
     from nlpkit.text.embeddings import embedding_matrix
     from nlpkit.text.tag_schemes import scheme_tags
     from nlpkit.distribute import setup_training
-    from nlpkit.training import standard_callbacks
+    from nlpkit.training import standard_callbacks, time_budget_callback
 
     setup = setup_training(strategy=config.strategy, mixed_precision=config.mixed_precision, seed=config.seed,
                            deterministic=config.deterministic, batch_size=config.batch_size)
@@ -409,6 +417,8 @@ def train(config):
                                    backup_steps=config.backup_steps)
     timer = epoch_timer()
     callbacks.append(timer)
+    if config.max_minutes > 0:
+        callbacks.append(time_budget_callback(config.max_minutes))
     if config.lr_decay_patience > 0:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(

@@ -278,6 +278,9 @@ class CRF(keras.layers.Layer):
             end = end + ops.cast(read_weight(self.end_transitions), dtype)
         return transitions, start, end
 
+    def _scores_or_own(self, transition_scores):
+        return self.transition_scores() if transition_scores is None else tuple(transition_scores)
+
     def _prepare(self, emissions, mask):
         """Casts and checks the inputs; returns them padded with one masked step.
 
@@ -310,13 +313,16 @@ class CRF(keras.layers.Layer):
 
     # -- training ----------------------------------------------------------------------------
 
-    def sequence_score(self, emissions, tags, mask=None):
+    def sequence_score(self, emissions, tags, mask=None, transition_scores=None):
         """The unnormalised score of the given tag sequences, ``(batch,)``.
 
         Tags at padding positions are ignored (any value, e.g. -1, is fine there).
+        ``transition_scores``, here and in the methods below: an optional
+        ``(transitions, start, end)`` triple used instead of `transition_scores()`, e.g.
+        the mean of several CRFs' scores when an ensemble decodes as one CRF.
         """
         emissions, mask = self._prepare(emissions, mask)
-        transitions, start, end = self.transition_scores()
+        transitions, start, end = self._scores_or_own(transition_scores)
         tags = ops.cast(tags, "int32")
         tags = ops.concatenate([tags, ops.zeros((ops.shape(tags)[0], 1), "int32")], axis=1)
         tags = ops.where(mask, tags, 0)
@@ -333,10 +339,10 @@ class CRF(keras.layers.Layer):
         edges = ops.take(start, tags[:, 0]) + ops.take(end, last)
         return score + ops.where(lengths > 0, edges, ops.zeros_like(edges))
 
-    def log_partition(self, emissions, mask=None):
+    def log_partition(self, emissions, mask=None, transition_scores=None):
         """``log Z`` per sentence by the forward algorithm, ``(batch,)``; 0 for empty rows."""
         emissions, mask = self._prepare(emissions, mask)
-        transitions, start, end = self.transition_scores()
+        transitions, start, end = self._scores_or_own(transition_scores)
         steps = ops.transpose(emissions, (1, 0, 2))
         step_mask = ops.expand_dims(ops.transpose(mask), -1)
         pair = ops.expand_dims(transitions, 0)
@@ -351,7 +357,7 @@ class CRF(keras.layers.Layer):
         nonempty = ops.any(mask, axis=1)
         return ops.where(nonempty, log_z, ops.zeros_like(log_z))
 
-    def log_likelihood(self, emissions, tags, mask=None):
+    def log_likelihood(self, emissions, tags, mask=None, transition_scores=None):
         """``log p(tags | emissions)`` per sentence, ``(batch,)``; 0 for empty sentences.
 
         Args:
@@ -361,22 +367,24 @@ class CRF(keras.layers.Layer):
         """
         if mask is None:
             mask = get_keras_mask(emissions)
-        return self.sequence_score(emissions, tags, mask) - self.log_partition(emissions, mask)
+        return self.sequence_score(emissions, tags, mask, transition_scores) - self.log_partition(
+            emissions, mask, transition_scores
+        )
 
-    def negative_log_likelihood(self, emissions, tags, mask=None, sample_weight=None):
+    def negative_log_likelihood(self, emissions, tags, mask=None, sample_weight=None, transition_scores=None):
         """The training loss: mean negative log-likelihood per sentence (a scalar).
 
         With ``sample_weight`` (one weight per sentence) it is ``sum(w * nll) / batch``,
         Keras' "sum_over_batch_size" reduction.
         """
-        nll = -self.log_likelihood(emissions, tags, mask)
+        nll = -self.log_likelihood(emissions, tags, mask, transition_scores)
         if sample_weight is not None:
             nll = nll * ops.reshape(ops.cast(sample_weight, nll.dtype), (-1,))
         return ops.mean(nll)
 
     # -- inference ---------------------------------------------------------------------------
 
-    def viterbi_decode(self, emissions, mask=None):
+    def viterbi_decode(self, emissions, mask=None, transition_scores=None):
         """The best tag sequence and its score per sentence.
 
         Returns:
@@ -387,7 +395,7 @@ class CRF(keras.layers.Layer):
             mask = get_keras_mask(emissions)
         time = ops.shape(emissions)[1]
         emissions, mask = self._prepare(emissions, mask)
-        transitions, start, end = self.transition_scores()
+        transitions, start, end = self._scores_or_own(transition_scores)
         steps = tf.transpose(emissions, [1, 0, 2])
         step_mask = tf.expand_dims(tf.transpose(mask), -1)
         num_steps = tf.shape(steps)[0]

@@ -135,6 +135,108 @@ class TagConversionTables:
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
+class TaggerMember(keras.layers.Layer):
+    """One encoder of a `SequenceTagger`: token features -> bidirectional recurrent stack -> tag scores.
+
+    Joins the word vectors it is given (the tagger's embedding, shared by all members) with
+    its own character CNN vector (`nlpkit.layers.CharacterCNN`) and casing vector
+    (`nlpkit.layers.CasingFeatures`), applies dropout, ``num_layers`` bidirectional
+    recurrent layers from `nlpkit.layers` with dropout between them, dropout again and one
+    score per tag. The arguments mean what they mean for `SequenceTagger`.
+
+    Example:
+        >>> member = TaggerMember(num_tags=5, char_vocabulary_size=80, char_classes=classes)
+        >>> scores = member(word_vectors, char_ids, mask)   # (batch, time, 5)
+    """
+
+    # The constructor arguments after ``num_tags``; `SequenceTagger` passes them through.
+    ARGUMENTS = (
+        "char_vocabulary_size", "char_classes", "char_embedding_dim", "char_filters", "char_kernel_size",
+        "casing_dim", "cell", "units", "num_layers", "dropout", "recurrent_dropout", "char_dropout",
+    )
+
+    def __init__(
+        self,
+        num_tags,
+        char_vocabulary_size=0,
+        char_classes=None,
+        char_embedding_dim=30,
+        char_filters=50,
+        char_kernel_size=3,
+        casing_dim=8,
+        cell="lstm",
+        units=100,
+        num_layers=1,
+        dropout=0.5,
+        recurrent_dropout=0.0,
+        char_dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_tags = int(num_tags)
+        self.char_vocabulary_size = int(char_vocabulary_size)
+        self.char_classes = None if char_classes is None else [int(value) for value in char_classes]
+        self.char_embedding_dim = char_embedding_dim
+        self.char_filters = char_filters
+        self.char_kernel_size = char_kernel_size
+        self.casing_dim = int(casing_dim)
+        self.cell = cell
+        self.units = int(units)
+        self.num_layers = int(num_layers)
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.char_dropout = float(char_dropout)
+
+        self.char_encoder = None
+        if self.char_vocabulary_size:
+            self.char_encoder = CharacterCNN(
+                self.char_vocabulary_size,
+                embedding_dim=char_embedding_dim,
+                filters=char_filters,
+                kernel_size=char_kernel_size,
+                dropout=self.char_dropout,
+                name="char_cnn",
+            )
+        self.casing = CasingFeatures(self.char_classes, self.casing_dim, name="casing") if self.casing_dim else None
+        self.feature_dropout = keras.layers.Dropout(self.dropout, name="feature_dropout")
+        self.encoder_layers = []
+        self.between_dropouts = []
+        for index in range(self.num_layers):
+            layer = recurrent_layer(
+                cell, self.units, return_sequences=True, recurrent_dropout=self.recurrent_dropout, name=f"{cell}_{index}"
+            )
+            self.encoder_layers.append(Bidirectional(layer, name=f"bidirectional_{index}"))
+            if index < self.num_layers - 1:
+                self.between_dropouts.append(keras.layers.Dropout(self.dropout, name=f"dropout_{index}"))
+        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
+        self.scores = keras.layers.Dense(self.num_tags, dtype="float32", name="scores")
+
+    def call(self, word_vectors, char_ids, mask, training=False):
+        features = [word_vectors]
+        if self.char_encoder is not None:
+            features.append(ops.cast(self.char_encoder(char_ids, training=training), word_vectors.dtype))
+        if self.casing is not None:
+            features.append(ops.cast(self.casing(char_ids), word_vectors.dtype))
+        x = ops.concatenate(features, axis=-1) if len(features) > 1 else features[0]
+        x = self.feature_dropout(x, training=training)
+        for index, layer in enumerate(self.encoder_layers):
+            x = layer(x, mask=mask, training=training)
+            if index < len(self.between_dropouts):
+                x = self.between_dropouts[index](x, training=training)
+        x = self.output_dropout(x, training=training)
+        return self.scores(x)
+
+    def compute_output_shape(self, word_vectors_shape, char_ids_shape=None, mask_shape=None):
+        return tuple(word_vectors_shape[:-1]) + (self.num_tags,)
+
+    def get_config(self):
+        config = super().get_config()
+        config["num_tags"] = self.num_tags
+        config.update({name: getattr(self, name) for name in self.ARGUMENTS})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nlpkit")
 class SequenceTagger(OwnLossCompile, keras.Model):
     """Tags every token of right-padded sentences: BiLSTM/BiGRU over word and character features.
 
@@ -146,8 +248,15 @@ class SequenceTagger(OwnLossCompile, keras.Model):
     forbids ruled out) trains on the sentence log-likelihood and decodes with Viterbi; the
     ``"softmax"`` head trains on per-token cross-entropy and decodes with argmax.
 
+    With ``ensemble_size=N > 1`` the model holds N independently initialised encoders
+    (`TaggerMember`: character CNN, casing, recurrent stack and scores), each with its own
+    CRF, over the one word embedding. In training every member learns from its own loss
+    (``model(inputs, training=True)`` returns ``(batch, time, N, len(tags))``); the model
+    scores with the mean of the members' emissions and of their CRF transitions, so Viterbi
+    finds the path with the best mean sentence score. One ``model.fit`` trains them all.
+
     ``model(inputs)`` returns the per-token scores ``(batch, time, len(tags))`` (CRF
-    emissions, or softmax logits); ``predict`` and `decode` return tag ids (int32, 0 at
+    emissions, or softmax logits; an ensemble's mean); ``predict`` and `decode` return tag ids (int32, 0 at
     padding). Inputs are a dict ``{"word_ids": (batch, time), "char_ids": (batch, time,
     chars)}`` (or the pair in that order). ``fit`` takes tag ids ``(batch, time)`` as
     targets (any value at padding) with ``compile`` given no loss, like `nlpkit.layers.CRFModel`;
@@ -184,6 +293,7 @@ class SequenceTagger(OwnLossCompile, keras.Model):
         unknown_id: int, default 1. The unknown-word id.
         head: "crf" (default) or "softmax".
         trainable_embeddings: bool, default True.
+        ensemble_size: int, default 1. Number of encoders whose scores are averaged.
 
     Example:
         >>> tags = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
@@ -220,6 +330,7 @@ class SequenceTagger(OwnLossCompile, keras.Model):
         unknown_id=1,
         head="crf",
         trainable_embeddings=True,
+        ensemble_size=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -233,7 +344,7 @@ class SequenceTagger(OwnLossCompile, keras.Model):
         if head not in HEADS:
             raise ValueError(f"`head` must be one of {HEADS}. Received: head={head!r}")
         for name, value in (("vocabulary_size", vocabulary_size), ("units", units), ("num_layers", num_layers),
-                            ("word_embedding_dim", word_embedding_dim)):
+                            ("word_embedding_dim", word_embedding_dim), ("ensemble_size", ensemble_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
         for name, value in (("char_vocabulary_size", char_vocabulary_size), ("casing_dim", casing_dim)):
@@ -267,40 +378,23 @@ class SequenceTagger(OwnLossCompile, keras.Model):
         self.unknown_id = int(unknown_id)
         self.head = head
         self.trainable_embeddings = bool(trainable_embeddings)
+        self.ensemble_size = int(ensemble_size)
         self._tag_index = {tag: index for index, tag in enumerate(tags)}
 
         self.word_embedding = keras.layers.Embedding(
             self.vocabulary_size, self.word_embedding_dim, trainable=self.trainable_embeddings, name="word_embedding"
         )
-        self.char_encoder = None
-        if self.char_vocabulary_size:
-            self.char_encoder = CharacterCNN(
-                self.char_vocabulary_size,
-                embedding_dim=char_embedding_dim,
-                filters=char_filters,
-                kernel_size=char_kernel_size,
-                dropout=self.char_dropout,
-                name="char_cnn",
-            )
-        self.casing = CasingFeatures(self.char_classes, self.casing_dim, name="casing") if self.casing_dim else None
-        self.feature_dropout = keras.layers.Dropout(self.dropout, name="feature_dropout")
-        self.encoder_layers = []
-        self.between_dropouts = []
-        for index in range(self.num_layers):
-            layer = recurrent_layer(
-                cell, self.units, return_sequences=True, recurrent_dropout=self.recurrent_dropout, name=f"{cell}_{index}"
-            )
-            self.encoder_layers.append(Bidirectional(layer, name=f"bidirectional_{index}"))
-            if index < self.num_layers - 1:
-                self.between_dropouts.append(keras.layers.Dropout(self.dropout, name=f"dropout_{index}"))
-        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
-        self.scores = keras.layers.Dense(len(tags), dtype="float32", name="scores")
-        self.crf = None
+        member_arguments = {name: getattr(self, name) for name in TaggerMember.ARGUMENTS}
+        self.members = [
+            TaggerMember(len(tags), name=f"member_{index}", **member_arguments) for index in range(self.ensemble_size)
+        ]
+        self.crfs = []
         if head == "crf":
-            self.crf = CRF.from_tags(tags, self.scheme, name="crf")
-            # The CRF is not called in `call`; its weights must exist before fit builds the
-            # optimizer and before a reloaded model receives its weights.
-            self.crf.build((None, None, len(tags)))
+            self.crfs = [CRF.from_tags(tags, self.scheme, name=f"crf_{index}") for index in range(self.ensemble_size)]
+            for crf in self.crfs:
+                # The CRFs are not called in `call`; their weights must exist before fit
+                # builds the optimizer and before a reloaded model receives its weights.
+                crf.build((None, None, len(tags)))
         if self.word_dropout:
             self.seed_generator = keras.random.SeedGenerator()
 
@@ -334,19 +428,13 @@ class SequenceTagger(OwnLossCompile, keras.Model):
             noise = keras.random.uniform(ops.shape(word_ids), seed=self.seed_generator)
             replace = ops.logical_and(mask, ops.less(noise, self.word_dropout))
             word_ids = ops.where(replace, ops.full_like(word_ids, self.unknown_id), word_ids)
-        features = [self.word_embedding(word_ids)]
-        if self.char_encoder is not None:
-            features.append(ops.cast(self.char_encoder(char_ids, training=training), features[0].dtype))
-        if self.casing is not None:
-            features.append(ops.cast(self.casing(char_ids), features[0].dtype))
-        x = ops.concatenate(features, axis=-1) if len(features) > 1 else features[0]
-        x = self.feature_dropout(x, training=training)
-        for index, layer in enumerate(self.encoder_layers):
-            x = layer(x, mask=mask, training=training)
-            if index < len(self.between_dropouts):
-                x = self.between_dropouts[index](x, training=training)
-        x = self.output_dropout(x, training=training)
-        return self.scores(x)
+        word_vectors = self.word_embedding(word_ids)
+        scores = [member(word_vectors, char_ids, mask, training=training) for member in self.members]
+        if len(scores) == 1:
+            return scores[0]
+        if training:
+            return ops.stack(scores, axis=2)  # (batch, time, members, tags): one loss per member
+        return ops.mean(ops.stack(scores, axis=0), axis=0)
 
     def compute_output_shape(self, input_shape):
         word_shape = input_shape["word_ids"] if isinstance(input_shape, dict) else input_shape[0]
@@ -357,25 +445,42 @@ class SequenceTagger(OwnLossCompile, keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         mask = self.padding_mask(x)
         y = ops.cast(y, "int32")
-        if self.crf is not None:
-            loss = self.crf.negative_log_likelihood(y_pred, y, mask=mask, sample_weight=sample_weight)
+        if len(y_pred.shape) == 4:
+            # Training an ensemble: each member learns from its own loss (a loss on the
+            # averaged scores would let members co-adapt); the model's loss is their mean.
+            losses = [
+                self._head_loss(y_pred[:, :, index], y, mask, sample_weight, self.crfs[index] if self.crfs else None)
+                for index in range(self.ensemble_size)
+            ]
+            loss = ops.mean(ops.stack(losses))
         else:
-            # Padding targets may hold anything (-1, say); they get zero weight below.
-            targets = ops.clip(y, 0, len(self.tags) - 1)
-            losses = keras.losses.sparse_categorical_crossentropy(targets, y_pred, from_logits=True)
-            weights = ops.cast(mask, losses.dtype)
-            if sample_weight is not None:
-                weights = weights * ops.reshape(ops.cast(sample_weight, losses.dtype), (-1, 1))
-            loss = ops.sum(losses * weights) / ops.maximum(ops.sum(ops.cast(mask, losses.dtype)), 1.0)
+            loss = self._head_loss(y_pred, y, mask, sample_weight, self.crfs[0] if self.crfs else None,
+                                   self.transition_scores())
         for extra in self.losses:
             loss = loss + ops.cast(extra, loss.dtype)
         # Under tf.distribute each replica's gradients are summed: Keras' own losses divide
         # by the number of replicas, so a custom loss must too (a no-op on one device).
         return scale_loss_for_distribution(loss)
 
+    def _head_loss(self, scores, y, mask, sample_weight, crf, transition_scores=None):
+        """The head's loss on ``(batch, time, tags)`` scores: CRF negative log-likelihood or token cross-entropy."""
+        if crf is not None:
+            return crf.negative_log_likelihood(
+                scores, y, mask=mask, sample_weight=sample_weight, transition_scores=transition_scores
+            )
+        # Padding targets may hold anything (-1, say); they get zero weight below.
+        targets = ops.clip(y, 0, len(self.tags) - 1)
+        losses = keras.losses.sparse_categorical_crossentropy(targets, scores, from_logits=True)
+        weights = ops.cast(mask, losses.dtype)
+        if sample_weight is not None:
+            weights = weights * ops.reshape(ops.cast(sample_weight, losses.dtype), (-1, 1))
+        return ops.sum(losses * weights) / ops.maximum(ops.sum(ops.cast(mask, losses.dtype)), 1.0)
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if getattr(self, "_compile_metrics", None) is None:
             return super().compute_metrics(x, y, y_pred, sample_weight)
+        if len(y_pred.shape) == 4:
+            y_pred = ops.mean(y_pred, axis=2)  # the ensemble's scores
         mask = self.padding_mask(x)
         paths = self.decode_scores(y_pred, mask)
         if "O" in self._tag_index:
@@ -393,10 +498,24 @@ class SequenceTagger(OwnLossCompile, keras.Model):
 
     # -- decoding --------------------------------------------------------------------------------
 
+    def transition_scores(self):
+        """The CRF's ``(transitions, start, end)`` (`nlpkit.layers.CRF.transition_scores`);
+        for an ensemble the mean over the members' CRFs. None for the softmax head.
+
+        Decoding the members' mean emissions with these is Viterbi on the mean of the
+        members' sentence scores: the ensemble's best path.
+        """
+        if not self.crfs:
+            return None
+        member_scores = [crf.transition_scores() for crf in self.crfs]
+        if len(member_scores) == 1:
+            return member_scores[0]
+        return tuple(ops.mean(ops.stack(parts), axis=0) for parts in zip(*member_scores))
+
     def decode_scores(self, scores, mask):
         """Tag ids ``(batch, time)`` from the per-token scores: Viterbi (CRF) or argmax; 0 at padding."""
-        if self.crf is not None:
-            return self.crf(scores, mask=mask)
+        if self.crfs:
+            return self.crfs[0].viterbi_decode(scores, mask=mask, transition_scores=self.transition_scores())[0]
         # tf.argmax, not ops.argmax: Keras' version adds a BitwiseAnd (for signed zeros)
         # that TFLite has no built-in kernel for.
         ids = tf.argmax(scores, axis=-1, output_type=tf.int32)
@@ -540,23 +659,14 @@ class SequenceTagger(OwnLossCompile, keras.Model):
                 "tags": list(self.tags),
                 "scheme": self.scheme,
                 "output_scheme": self.output_scheme,
-                "char_vocabulary_size": self.char_vocabulary_size,
-                "char_classes": None if self.char_classes is None else list(self.char_classes),
                 "word_embedding_dim": self.word_embedding_dim,
-                "char_embedding_dim": self.char_embedding_dim,
-                "char_filters": self.char_filters,
-                "char_kernel_size": self.char_kernel_size,
-                "casing_dim": self.casing_dim,
-                "cell": self.cell,
-                "units": self.units,
-                "num_layers": self.num_layers,
-                "dropout": self.dropout,
-                "recurrent_dropout": self.recurrent_dropout,
-                "char_dropout": self.char_dropout,
                 "word_dropout": self.word_dropout,
                 "unknown_id": self.unknown_id,
                 "head": self.head,
                 "trainable_embeddings": self.trainable_embeddings,
+                "ensemble_size": self.ensemble_size,
             }
         )
+        config.update({name: value for name, value in self.members[0].get_config().items()
+                       if name in TaggerMember.ARGUMENTS})
         return config

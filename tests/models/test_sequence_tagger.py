@@ -79,11 +79,11 @@ def token_accuracy(predicted, inputs, gold):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("head", ["crf", "softmax"])
-def test_learns_the_toy_task_with_plain_fit(head):
+@pytest.mark.parametrize("head, ensemble_size", [("crf", 1), ("softmax", 1), ("crf", 2)])
+def test_learns_the_toy_task_with_plain_fit(head, ensemble_size):
     train, train_tags = tagging_task(400, seed=1)
     test, test_tags = tagging_task(100, seed=2)
-    model = make_tagger(head)
+    model = make_tagger(head, ensemble_size=ensemble_size)
     model.compile(optimizer=keras.optimizers.Adam(0.02), metrics=[SpanF1(model.tags, "BIOES"), "accuracy"])
     history = model.fit(train, train_tags, batch_size=32, epochs=12, verbose=0)
     assert history.history["loss"][-1] < 0.3 * history.history["loss"][0]
@@ -193,9 +193,12 @@ def test_graph_conversion_equals_convert_tags_on_any_sequence(source, target):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_passes_the_model_checks(tmp_path):
+@pytest.mark.parametrize("ensemble_size", [1, 2])
+def test_passes_the_model_checks(tmp_path, ensemble_size):
     inputs, tags = tagging_task(8, seed=6)
-    model, reloaded = run_model_checks(lambda: make_tagger(word_dropout=0.1), inputs, tags, tmp_path, loss=None)
+    model, reloaded = run_model_checks(
+        lambda: make_tagger(word_dropout=0.1, ensemble_size=ensemble_size), inputs, tags, tmp_path, loss=None
+    )
     np.testing.assert_array_equal(reloaded.decode(inputs), model.decode(inputs))
     assert reloaded.tags == model.tags and reloaded.output_scheme == "BIO"
 
@@ -216,7 +219,7 @@ def test_compiled_model_reloads_and_keeps_training(tmp_path):
 
 def test_word_only_model_and_embeddings():
     model = make_tagger(char_vocabulary_size=0, casing_dim=0, char_classes=None)
-    assert model.char_encoder is None and model.casing is None
+    assert model.members[0].char_encoder is None and model.members[0].casing is None
     inputs, _ = tagging_task(4, seed=8)
     assert tuple(model(inputs).shape) == inputs["word_ids"].shape + (len(model.tags),)
     matrix = np.random.default_rng(0).normal(size=(WORDS, 12)).astype("float32")
@@ -231,6 +234,7 @@ def test_word_only_model_and_embeddings():
     [
         ({"head": "hmm"}, "head='hmm'"),
         ({"units": 0}, "units=0"),
+        ({"ensemble_size": 0}, "ensemble_size=0"),
         ({"dropout": 1.0}, "dropout=1.0"),
         ({"tags": ["O", "B-PER"], "scheme": "BIOES"}, None),  # valid: fewer tags are fine
         ({"tags": ["O", "X-PER"]}, "'X-PER'"),
@@ -258,13 +262,87 @@ def test_compile_refuses_a_loss_and_inputs_are_checked():
 
 
 # ---------------------------------------------------------------------------------------------
+# Ensembles
+# ---------------------------------------------------------------------------------------------
+
+
+def randomize_crfs(model, seed):
+    """Gives every member's CRF its own random transitions, so their mean matters."""
+    rng = np.random.default_rng(seed)
+    for crf in model.crfs:
+        for weight in (crf.transitions, crf.start_transitions, crf.end_transitions):
+            weight.assign(rng.normal(size=weight.shape).astype("float32"))
+
+
+def test_ensemble_decodes_the_path_with_the_best_mean_member_score():
+    model = make_tagger(ensemble_size=3, seed=11)
+    inputs, _ = tagging_task(6, seed=11)
+    short = {"word_ids": inputs["word_ids"][:, :3], "char_ids": inputs["char_ids"][:, :3]}  # 2-3 real tokens
+    mask = short["word_ids"] != 0
+    vectors = model.word_embedding(short["word_ids"])
+    members = [np.asarray(member(vectors, short["char_ids"], mask)) for member in model.members]
+    np.testing.assert_allclose(np.asarray(model(short)), np.mean(members, axis=0), atol=1e-6)
+    assert not np.allclose(members[0], members[1])  # independently initialised
+    assert len([w for w in model.weights if "embeddings" in w.path and "word" in w.path]) == 1  # shared table
+    randomize_crfs(model, seed=11)
+    paths = np.asarray(model.decode(short))
+    num_tags = len(model.tags)
+    for row in range(len(mask)):
+        length = int(mask[row].sum())
+        candidates = np.array(np.meshgrid(*[range(num_tags)] * length, indexing="ij")).reshape(length, -1).T
+        # Brute force: every tag sequence, scored by each member's own CRF, averaged.
+        scores = np.mean([
+            np.asarray(crf.sequence_score(np.repeat(emissions[row : row + 1, :length], len(candidates), axis=0),
+                                          candidates))
+            for crf, emissions in zip(model.crfs, members)
+        ], axis=0)
+        np.testing.assert_array_equal(paths[row, :length], candidates[np.argmax(scores)])
+
+
+def test_ensemble_trains_each_member_on_its_own_loss():
+    model = make_tagger(ensemble_size=2, dropout=0.0, seed=12)
+    inputs, tags = tagging_task(8, seed=12)
+    randomize_crfs(model, seed=12)
+    mask = inputs["word_ids"] != 0
+    training_scores = model(inputs, training=True)
+    assert tuple(training_scores.shape) == inputs["word_ids"].shape + (2, len(model.tags))
+    per_member = [float(crf.negative_log_likelihood(training_scores[:, :, index], tags, mask))
+                  for index, crf in enumerate(model.crfs)]
+    got = float(model.compute_loss(x=inputs, y=tags, y_pred=training_scores))
+    np.testing.assert_allclose(got, np.mean(per_member), rtol=1e-5)
+    # Evaluation scores the ensemble: one CRF with the members' mean emissions and transitions.
+    mean_scores = model(inputs)
+    ensemble_loss = float(model.compute_loss(x=inputs, y=tags, y_pred=mean_scores))
+    transitions, start, end = (np.mean([np.asarray(crf.transition_scores()[part]) for crf in model.crfs], axis=0)
+                               for part in range(3))
+    expected = float(model.crfs[1].negative_log_likelihood(mean_scores, tags, mask,
+                                                            transition_scores=(transitions, start, end)))
+    np.testing.assert_allclose(ensemble_loss, expected, rtol=1e-5)
+    assert not np.isclose(ensemble_loss, float(model.crfs[0].negative_log_likelihood(mean_scores, tags, mask)))
+
+
+def test_tagger_member_config_round_trip():
+    model = make_tagger(ensemble_size=2)
+    inputs, _ = tagging_task(4, seed=13)
+    mask = inputs["word_ids"] != 0
+    vectors = model.word_embedding(inputs["word_ids"])
+    member = model.members[1]
+    expected = np.asarray(member(vectors, inputs["char_ids"], mask))
+    twin = sequence_tagger.TaggerMember.from_config(member.get_config())
+    twin(vectors, inputs["char_ids"], mask)
+    twin.set_weights(member.get_weights())
+    np.testing.assert_allclose(np.asarray(twin(vectors, inputs["char_ids"], mask)), expected, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
 # Export
 # ---------------------------------------------------------------------------------------------
 
 
-def test_tflite_tag_signature_decodes_like_keras():
+@pytest.mark.parametrize("ensemble_size", [1, 2])
+def test_tflite_tag_signature_decodes_like_keras(ensemble_size):
     inputs, tags = tagging_task(64, seed=9)
-    model = make_tagger()
+    model = make_tagger(ensemble_size=ensemble_size)
     model.compile(optimizer=keras.optimizers.Adam(0.02))
     model.fit(inputs, tags, batch_size=32, epochs=2, verbose=0)
     content = convert(model, model.tflite_endpoints())

@@ -112,18 +112,20 @@ def write_four_column_iob1(path, sentences):
     return path
 
 
-def test_four_column_iob1_files_with_a_softmax_head(tmp_path):
+def test_four_column_iob1_files_with_a_softmax_head_ensemble(tmp_path):
     train = write_four_column_iob1(tmp_path / "train.txt", read_conll(sample_path("ner_train.txt"))[:120])
     valid = write_four_column_iob1(tmp_path / "valid.txt", read_conll(sample_path("ner_valid.txt"))[:30])
     output = tmp_path / "bundle"
     exit_code = ner_bilstm_crf.main([
         "--train-file", str(train), "--valid-file", str(valid), "--tag-column", "3", "--head", "softmax",
         "--tag-scheme", "BIO", "--epochs", "2", "--units", "8", "--word-embedding-dim", "8", "--char-filters", "8",
-        "--casing-dim", "2", "--no-int8", "--parity-sentences", "10", "--output-dir", str(output),
+        "--casing-dim", "2", "--no-int8", "--parity-sentences", "10", "--ensemble-size", "2",
+        "--output-dir", str(output),
     ])
     assert exit_code == 0
     manifest = json.loads((output / "nlpkit.json").read_text())
     assert (manifest["tag_scheme"], manifest["output_scheme"]) == ("BIO", "IOB1")
+    assert manifest["config"]["ensemble_size"] == 2
     assert "test" not in manifest["metrics"] and "model.int8.tflite" not in manifest["files"].values()
     assert manifest["parity"]["sentence_agreement"]["tflite"] == 1.0
 
