@@ -260,6 +260,8 @@ def test_tagging_dataset_yields_every_sentence_once_padded_right(num_buckets):
     assert sorted(seen) == sorted(sentence[0] for sentence in words)
     for sentence_words, sentence_chars, sentence_tags in zip(words, chars, tags):
         assert seen[sentence_words[0]] == (sentence_words, sentence_chars, sentence_tags)
+    # The autotuner stays off (its iterator stalls cost a third of the tagger's epochs on 2 cores).
+    assert dataset.options().autotune.enabled is False
 
 
 def test_tagging_dataset_checks_lengths():
