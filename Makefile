@@ -27,8 +27,10 @@ demo-ner: $(STAMP)
 		"Maria Keller , the chief executive of Helios Bank , flew to Oslo on Monday ." \
 		""
 
+# One pytest worker per core; --dist loadfile keeps each test file on one worker, so module
+# and session fixtures (the tiny trained bundles) are built at most once per worker.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/sentiment.py --data-dir $${NLPKIT_DATA:-../shared/data}

@@ -105,7 +105,7 @@ def translation_dataset(sources, targets, batch_size=32, shuffle=False, seed=Non
     """
     import tensorflow as tf
 
-    from nlpkit.data.pipelines import bucket_boundaries
+    from nlpkit.data.pipelines import bucket_boundaries, prefetch_without_autotuner
 
     if len(sources) != len(targets):
         raise ValueError(f"sources and targets differ in length: {len(sources)} != {len(targets)}")
@@ -139,4 +139,4 @@ def translation_dataset(sources, targets, batch_size=32, shuffle=False, seed=Non
     dataset = dataset.map(
         lambda source, decoder_input, labels: ({"source_ids": source, "decoder_input_ids": decoder_input}, labels)
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return prefetch_without_autotuner(dataset)
