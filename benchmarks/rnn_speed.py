@@ -1,7 +1,9 @@
 """Recurrent-layer speed on CPU: nlpkit vs stock Keras vs PyTorch, plus TFLite latency.
 
 Every framework runs the same small language model, side by side in one process, with the
-same shapes and thread count: Embedding(V=1000, E) -> recurrent layer (H units, every step
+same shapes and thread count (``nlpkit`` is nlpkit's layers as they come, whose time loop
+XLA compiles on a CPU when the shapes are static, as here; ``nlpkit_loop`` the same layers
+with ``jit_compile=False``, the plain ``tf.while_loop``): Embedding(V=1000, E) -> recurrent layer (H units, every step
 returned) -> Dense(V) on every step, sparse softmax cross-entropy, Adam. Measured per
 (layer, configuration, framework):
 
@@ -49,7 +51,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 VOCABULARY = 1000
 LAYERS = ("lstm", "gru", "simple_rnn")
-FRAMEWORKS = ("nlpkit", "keras", "torch")
+FRAMEWORKS = ("nlpkit", "nlpkit_loop", "keras", "torch")
+# nlpkit rows get ratios against these.
+REFERENCE_FRAMEWORKS = ("torch", "keras", "nlpkit_loop")
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 KERAS_CLASSES = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
 TORCH_CLASSES = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
@@ -203,7 +207,7 @@ class KerasRunner:
     """The benchmark model in Keras with an nlpkit or a stock Keras recurrent layer.
 
     Args:
-        framework: "nlpkit" or "keras".
+        framework: "nlpkit", "nlpkit_loop" (nlpkit with ``jit_compile=False``) or "keras".
         layer: "lstm", "gru" or "simple_rnn".
         shape: `Shape`.
         data: dict from `random_batches`.
@@ -220,14 +224,17 @@ class KerasRunner:
 
         import nlpkit.layers
 
-        if framework == "nlpkit":
+        layer_options = {}
+        if framework in ("nlpkit", "nlpkit_loop"):
             recurrent_class = nlpkit.layers.RECURRENT_LAYERS[layer]
+            if framework == "nlpkit_loop":
+                layer_options["jit_compile"] = False
         else:
             recurrent_class = getattr(keras.layers, KERAS_CLASSES[layer])
         self.data = data
         inputs = keras.Input((None,), dtype="int32", name="token_ids")
         x = keras.layers.Embedding(shape.vocabulary, shape.embed)(inputs)
-        x = recurrent_class(shape.units, return_sequences=True)(x)
+        x = recurrent_class(shape.units, return_sequences=True, **layer_options)(x)
         outputs = keras.layers.Dense(shape.vocabulary)(x)
         self.model = keras.Model(inputs, outputs)
         self.model.compile(
@@ -531,14 +538,14 @@ def measure(framework, layer, shape, args):
 
 
 def add_ratios(rows):
-    """Adds nlpkit/torch and nlpkit/keras tokens/s ratios to the nlpkit rows; returns a summary."""
+    """Adds the nlpkit rows' tokens/s ratios to each of `REFERENCE_FRAMEWORKS`; returns a summary."""
     by_key = {(row["layer"], row["config"], row["framework"]): row for row in rows if "error" not in row}
     summary = []
     for (layer, config, framework), row in by_key.items():
         if framework != "nlpkit":
             continue
         entry = {"layer": layer, "config": config}
-        for other in ("torch", "keras"):
+        for other in REFERENCE_FRAMEWORKS:
             reference = by_key.get((layer, config, other))
             for metric in ("train", "infer", "infer_tensor"):
                 key = f"{metric}_vs_{other}"
@@ -673,7 +680,7 @@ def build_parser():
                         help=f"comma-separated BxTxExH shapes (default {DEFAULT_CONFIGS}; "
                              f"{QUICK_CONFIGS} with --quick)")
     parser.add_argument("--layers", default=",".join(LAYERS), help="subset of lstm,gru,simple_rnn")
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="subset of nlpkit,keras,torch")
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="subset of " + ",".join(FRAMEWORKS))
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per metric (default 5; 2 with --quick)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed calls before timing (default 3; 1 with --quick); the first traces")

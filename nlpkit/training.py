@@ -1,6 +1,7 @@
 """Pieces every recipe's ``model.fit`` uses: seeding, the standard callbacks and a time budget."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,7 +18,9 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     training goes on from the saved weights and optimizer state (the optimizer's step
     count included) and replays the interrupted epoch from its first batch.
 
-    Two differences from the Keras callback: the metadata file also holds the optimizer's
+    Three differences from the Keras callback: every file of the backup is written under
+    a temporary name and renamed into place, so a crash while a backup is written leaves
+    the previous one loadable; the metadata file also holds the optimizer's
     step count (``"step"``), which ``resumed_from`` reports after a restore; and a backup
     taken mid-epoch names the epoch it was taken in, even in the first epoch after a
     restore (Keras only updates its epoch counter at epoch ends, so a second crash in that
@@ -58,11 +61,25 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             self._save_model()  # the step-wise backups also close every epoch
 
     def _save_model(self):
-        super()._save_model()
+        # Keras writes the backup in place, so a crash while it writes (a kill landed in
+        # the weights file here) leaves a truncated file that the next run cannot load.
+        # Each file is written under another name and renamed over the old one instead:
+        # a rename is atomic, so a crash leaves the previous backup or the new one.
+        backup_dir = Path(self.backup_dir)
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        weights = Path(self._weights_path)
+        partial_weights = weights.with_name("partial.weights.h5")
+        self.model.save_weights(str(partial_weights), overwrite=True)
+        os.replace(partial_weights, weights)
+        metadata = {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "step": int(self.model.optimizer.iterations.numpy()),
+        }
         path = Path(self._training_metadata_path)
-        metadata = json.loads(path.read_text())
-        metadata["step"] = int(self.model.optimizer.iterations.numpy())
-        path.write_text(json.dumps(metadata))
+        partial_metadata = path.with_name(path.name + ".partial")
+        partial_metadata.write_text(json.dumps(metadata))
+        os.replace(partial_metadata, path)
 
 
 def standard_callbacks(work_dir, monitor="val_loss", mode="min", patience=2, backup_steps=0):

@@ -97,6 +97,46 @@ def test_second_crash_in_the_resumed_epoch_resumes_that_epoch_again(tmp_path):
     assert metadata(backup_dir)["epoch"] == 2
 
 
+class CrashWhileSaving(ResumableBackup):
+    """Dies halfway through writing its ``crash_at``-th backup, as a killed process would."""
+
+    def __init__(self, backup_dir, save_freq, crash_at):
+        super().__init__(backup_dir, save_freq=save_freq)
+        self.crash_at, self.saves = crash_at, 0
+
+    def _save_model(self):
+        self.saves += 1
+        if self.saves == self.crash_at:
+            original = self.model.save_weights
+
+            def truncated_write(filepath, overwrite=True):
+                original(filepath, overwrite=overwrite)
+                with open(filepath, "r+b") as file:
+                    file.truncate(96)
+                raise Crash("killed while writing the backup")
+
+            self.model.save_weights = truncated_write
+        super()._save_model()
+
+
+def test_a_crash_while_a_backup_is_written_leaves_the_previous_backup_loadable(tmp_path):
+    backup_dir = tmp_path / "backup"
+    with pytest.raises(Crash, match="writing the backup"):
+        tiny_model().fit(*DATA, batch_size=2, epochs=4, verbose=0, shuffle=False,
+                         callbacks=[CrashWhileSaving(backup_dir, save_freq=3, crash_at=3)])
+    # Backups at steps 3 and 5 were written; the one of step 6 died halfway.
+    assert metadata(backup_dir) == {"epoch": 1, "batch": 0, "step": 5}
+    assert sorted(path.name for path in backup_dir.iterdir()) == [
+        "latest.weights.h5", "partial.weights.h5", "training_metadata.json",
+    ]
+
+    model = tiny_model()
+    backup = ResumableBackup(backup_dir, save_freq=3)
+    model.fit(*DATA, batch_size=2, epochs=4, verbose=0, shuffle=False, callbacks=[backup])
+    assert backup.resumed_from == {"epoch": 1, "step": 5}
+    assert int(model.optimizer.iterations.numpy()) == 5 + 15
+
+
 def test_fresh_start_reports_no_resume(tmp_path):
     backup = ResumableBackup(tmp_path / "backup")
     tiny_model().fit(*DATA, batch_size=2, epochs=1, verbose=0, callbacks=[backup])

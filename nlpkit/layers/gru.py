@@ -22,7 +22,7 @@ class GRU(RecurrentLayer):
         **kwargs: cell arguments (activation, use_bias, initializers, dropout,
             recurrent_dropout, seed, layer_norm: see `nlpkit.layers.cells.RecurrentCell`) and
             layer arguments (return_sequences, return_state, go_backwards, stateful,
-            zero_output_for_mask, fast_backward: see
+            zero_output_for_mask, fast_backward, use_cudnn, jit_compile: see
             `nlpkit.layers.recurrent.RecurrentLayer`).
 
     Example:

@@ -389,6 +389,18 @@ class RecurrentLayer(RecurrentLayerBase):
             recurrent dropout while training; masked sequences returned in full only
             with ``zero_output_for_mask``, because cuDNN zeroes padded outputs) and the
             nlpkit loop otherwise; True raises where it cannot; False never uses it.
+        jit_compile: "auto" (default), True or False. Compile the time loop (forward and
+            the hand-written backward) with XLA, as one cluster per input shape. "auto"
+            does so inside a traced function (``model.fit``, ``predict``, a
+            ``tf.function``) when no GPU is visible and the batch and time sizes are
+            static there, so that a new sequence length does not trigger a new compile,
+            and training takes the hand-written backward pass; on a GPU, with a dynamic
+            batch or length, while training through autodiff (layer normalisation, other
+            activations) and in exports (a TFLite file holds built-in ops only) it runs the
+            plain loop. True compiles in every traced call but an export's; False never
+            does. Eager calls always run the plain loop. XLA fuses each step's
+            element-wise ops and removes the per-op dispatch of the loop, which is most of
+            a step's cost at small batches (README, "Recurrent-layer speed").
         **kwargs: `keras.layers.Layer` arguments (name, dtype, trainable).
 
     Example:
@@ -421,6 +433,7 @@ class RecurrentLayer(RecurrentLayerBase):
         zero_output_for_mask=False,
         fast_backward=True,
         use_cudnn="auto",
+        jit_compile="auto",
         **kwargs,
     ):
         super().__init__(
@@ -433,6 +446,10 @@ class RecurrentLayer(RecurrentLayerBase):
         )
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f'`use_cudnn` must be "auto", True or False. Received: use_cudnn={use_cudnn!r}')
+        if jit_compile not in ("auto", True, False):
+            raise ValueError(
+                f'`jit_compile` must be "auto", True or False. Received: jit_compile={jit_compile!r}'
+            )
         for method in ("project_inputs", "make_step", "fast_cell", "get_initial_state"):
             if not callable(getattr(cell, method, None)):
                 raise ValueError(
@@ -442,6 +459,7 @@ class RecurrentLayer(RecurrentLayerBase):
         self.cell = cell
         self.fast_backward = bool(fast_backward)
         self.use_cudnn = use_cudnn
+        self.jit_compile = jit_compile if jit_compile == "auto" else bool(jit_compile)
 
     @property
     def state_size(self):
@@ -501,6 +519,16 @@ class RecurrentLayer(RecurrentLayerBase):
         # One mask per sequence: the next call draws new ones.
         cell.reset_dropout_mask()
         cell.reset_recurrent_dropout_mask()
+        arguments = (projected, tuple(states), mask, recurrent_mask, bool(training))
+        if self._compiles_loop(inputs, bool(training)):
+            last, sequence, final_states = self._compiled_time_loop_call(*arguments)
+        else:
+            last, sequence, final_states = self._time_loop(*arguments)
+        return self._finish(last, sequence, list(final_states), mask, initial_state)
+
+    def _time_loop(self, projected, states, mask, recurrent_mask, training):
+        """``(last, sequence, final_states)``: the cell run over the projected inputs."""
+        cell = self.cell
         options = dict(
             mask=mask,
             go_backwards=self.go_backwards,
@@ -515,20 +543,76 @@ class RecurrentLayer(RecurrentLayerBase):
         fast = cell.fast_cell() if training and self.fast_backward else None
         if fast is not None:
             cell_name, recurrent_kernel, recurrent_bias = fast
-            last, sequence, final_states = fast_recurrence(
+            return fast_recurrence(
                 cell_name,
                 projected,
-                states,
+                list(states),
                 recurrent_kernel,
                 recurrent_bias,
                 recurrent_dropout_mask=recurrent_mask,
                 **options,
             )
-        else:
-            last, sequence, final_states = run_recurrence(
-                cell.make_step(recurrent_mask), projected, states, **options
-            )
-        return self._finish(last, sequence, final_states, mask, initial_state)
+        return run_recurrence(cell.make_step(recurrent_mask), projected, list(states), **options)
+
+    def _differentiates_by_hand(self, training):
+        """Whether `_time_loop` runs `fast_recurrence`, whose gradient is written out."""
+        return training and self.fast_backward and self.cell.fast_cell() is not None
+
+    def _compiles_loop(self, inputs, training):
+        """Whether this call runs `_time_loop` compiled by XLA (see ``jit_compile``)."""
+        # An eager call would compile anew every time: the compiled function is made per
+        # trace, because a cell may hold tensors of the trace that calls it (the language
+        # model's DropConnect swaps a dropped tensor in for the recurrent kernel).
+        if self.jit_compile is False or portable_trace_active() or tf.executing_eagerly():
+            return False
+        if self.jit_compile is True:
+            return True
+        return (
+            inputs.shape[0] is not None
+            and inputs.shape[1] is not None
+            and not tf.config.list_logical_devices("GPU")
+            # Training through autodiff would pay for the loop twice (see below).
+            and (not training or self._differentiates_by_hand(training))
+        )
+
+    def _compiled_time_loop_call(self, projected, states, mask, recurrent_mask, training):
+        """`_time_loop` compiled by XLA, differentiable whichever path it takes."""
+        compiled = tf.function(self._time_loop, jit_compile=True, autograph=False)
+        arguments = (mask, recurrent_mask, training)
+        if self._differentiates_by_hand(training):
+            return compiled(projected, states, *arguments)
+        returns_sequence = self.return_sequences
+
+        def flat(result):
+            last, sequence, final_states = result
+            return [last] + ([sequence] if returns_sequence else []) + list(final_states)
+
+        # Autodiff through a compiled while loop would pass the loop's saved intermediates
+        # (TensorLists) out of the XLA cluster, which TensorFlow cannot do. A gradient is
+        # rare on these paths (inference, or an explicit jit_compile=True with layer
+        # normalisation or other activations), so it runs the plain loop again under a tape.
+        @tf.custom_gradient
+        def loop(projected, *states):
+            outputs = flat(compiled(projected, states, *arguments))
+
+            def gradient(*upstream, variables=None):
+                sources = [projected, *states]
+                variables = list(variables or [])
+                with tf.GradientTape() as tape:
+                    tape.watch(sources)
+                    again = flat(self._time_loop(projected, states, *arguments))
+                upstream = [
+                    tf.zeros_like(output) if given is None else given
+                    for output, given in zip(again, upstream)
+                ]
+                gradients = tape.gradient(again, sources + variables, output_gradients=upstream)
+                return gradients[: len(sources)], gradients[len(sources) :]
+
+            return outputs, gradient
+
+        outputs = loop(projected, *states)
+        sequence = outputs[1] if returns_sequence else None
+        return outputs[0], sequence, outputs[1 + int(returns_sequence) :]
 
     def _cudnn_call(self, inputs, states, mask, training):
         """``(last, sequence, states)`` from the cuDNN kernel, or None to run the loop."""
@@ -560,5 +644,11 @@ class RecurrentLayer(RecurrentLayerBase):
         for key in ("name", "trainable", "dtype"):
             cell_config.pop(key, None)
         config.update(cell_config)
-        config.update({"fast_backward": self.fast_backward, "use_cudnn": self.use_cudnn})
+        config.update(
+            {
+                "fast_backward": self.fast_backward,
+                "use_cudnn": self.use_cudnn,
+                "jit_compile": self.jit_compile,
+            }
+        )
         return config

@@ -28,6 +28,7 @@ ROW_KEYS = {
 RATIO_KEYS = {
     "train_vs_torch", "infer_vs_torch", "infer_tensor_vs_torch",
     "train_vs_keras", "infer_vs_keras", "infer_tensor_vs_keras",
+    "train_vs_nlpkit_loop", "infer_vs_nlpkit_loop", "infer_tensor_vs_nlpkit_loop",
 }
 
 
@@ -35,7 +36,7 @@ RATIO_KEYS = {
 def test_quick_run_without_torch_prints_one_json_document(rnn_speed, capsys):
     torch_was_loaded = "torch" in sys.modules
 
-    exit_code = rnn_speed.main(["--quick", "--frameworks", "nlpkit,keras", "--tflite-forms", "no"])
+    exit_code = rnn_speed.main(["--quick", "--frameworks", "nlpkit,nlpkit_loop,keras", "--tflite-forms", "no"])
 
     result = json.loads(capsys.readouterr().out)
     assert exit_code == 0
@@ -43,10 +44,10 @@ def test_quick_run_without_torch_prints_one_json_document(rnn_speed, capsys):
     assert result["matmul_gflops"]["tensorflow_best"] >= result["matmul_gflops"]["tensorflow"]
     assert "torch" not in result["matmul_gflops"]
     assert result["machine"]["cpus"] >= 1
-    assert result["settings"]["frameworks"] == ["nlpkit", "keras"]
+    assert result["settings"]["frameworks"] == ["nlpkit", "nlpkit_loop", "keras"]
     rows = result["rows"]
     assert [(row["layer"], row["framework"]) for row in rows] == [
-        (layer, framework) for layer in ("lstm", "gru", "simple_rnn") for framework in ("nlpkit", "keras")
+        (layer, framework) for layer in ("lstm", "gru", "simple_rnn") for framework in ("nlpkit", "nlpkit_loop", "keras")
     ]
     for row in rows:
         assert "error" not in row, row
@@ -58,6 +59,7 @@ def test_quick_run_without_torch_prints_one_json_document(rnn_speed, capsys):
         assert RATIO_KEYS <= set(row)
         assert row["train_vs_torch"] is None and row["infer_vs_torch"] is None
         assert row["train_vs_keras"] > 0 and row["infer_vs_keras"] > 0 and row["infer_tensor_vs_keras"] > 0
+        assert row["train_vs_nlpkit_loop"] > 0 and row["infer_vs_nlpkit_loop"] > 0
         for precision in ("float32", "int8"):
             tflite = row["tflite"][precision]
             assert tflite["latency_ms"]["median_ms"] > 0 and tflite["bytes"] > 0

@@ -1,0 +1,158 @@
+"""`jit_compile` of nlpkit's loop layers: XLA gives the loop's results, and "auto" picks it only where it pays."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nlpkit.layers import GRU, LSTM, Bidirectional, SimpleRNN
+from nlpkit.layers.export_context import portable_trace
+
+BATCH, TIME, FEATURES, UNITS = 3, 11, 5, 4
+
+LAYERS = {
+    "lstm": lambda **options: LSTM(UNITS, **options),
+    "gru": lambda **options: GRU(UNITS, **options),
+    "gru_reset_before": lambda **options: GRU(UNITS, reset_after=False, **options),
+    "simple_rnn": lambda **options: SimpleRNN(UNITS, **options),
+    "lstm_layer_norm": lambda **options: LSTM(UNITS, layer_norm=True, **options),
+}
+
+
+def _inputs_and_mask(seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = rng.normal(size=(BATCH, TIME, FEATURES)).astype("float32")
+    lengths = np.array([TIME, 7, 2])
+    mask = np.arange(TIME)[None, :] < lengths[:, None]
+    return tf.constant(inputs), tf.constant(mask)
+
+
+def _twin(layer, jit_compile):
+    """A layer with ``layer``'s configuration and weights, but the given ``jit_compile``."""
+    config = layer.get_config()
+    config["jit_compile"] = jit_compile
+    twin = type(layer).from_config(config)
+    twin.build(layer.input_shape if hasattr(layer, "input_shape") else (BATCH, TIME, FEATURES))
+    twin.set_weights(layer.get_weights())
+    return twin
+
+
+def _initial_states(layer, seed=2):
+    rng = np.random.default_rng(seed)
+    return [tf.constant(rng.normal(size=(BATCH, size)).astype("float32")) for size in layer.state_size]
+
+
+def _outputs_and_gradients(layer, inputs, mask, initial_states, training):
+    """Outputs, then gradients for the inputs, the initial states and the weights."""
+
+    @tf.function
+    def run(inputs, mask, initial_states):
+        with tf.GradientTape() as tape:
+            tape.watch([inputs, *initial_states])
+            outputs = layer(inputs, mask=mask, initial_state=initial_states, training=training)
+            # Every output counts: the sequence and each final state.
+            loss = sum(
+                tf.reduce_sum(output * tf.cos(tf.range(UNITS, dtype=output.dtype)) * (index + 1))
+                for index, output in enumerate(outputs)
+            )
+        gradients = tape.gradient(loss, [inputs, *initial_states] + layer.trainable_weights)
+        return outputs, gradients
+
+    return run(inputs, mask, initial_states)
+
+
+def _compiled_calls(function, *specs):
+    """How many XLA-compiled calls (``_XlaMustCompile``) the traced graph of ``function`` makes."""
+    graph = tf.function(function).get_concrete_function(*specs).graph
+    count = 0
+    for operation in graph.get_operations():
+        if operation.type in ("PartitionedCall", "StatefulPartitionedCall"):
+            attribute = operation.node_def.attr.get("_XlaMustCompile")
+            count += int(attribute is not None and attribute.b)
+    return count
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_the_compiled_loop_gives_the_plain_loops_outputs_and_gradients(name, go_backwards, training):
+    inputs, mask = _inputs_and_mask()
+    plain = LAYERS[name](
+        return_sequences=True, return_state=True, go_backwards=go_backwards, jit_compile=False
+    )
+    plain(inputs)
+    compiled = _twin(plain, True)
+
+    states = _initial_states(plain)
+    expected_outputs, expected_gradients = _outputs_and_gradients(plain, inputs, mask, states, training)
+    outputs, gradients = _outputs_and_gradients(compiled, inputs, mask, states, training)
+
+    specs = [tf.TensorSpec(inputs.shape), tf.TensorSpec(mask.shape, tf.bool)]
+    call = lambda layer: lambda x, m: layer(x, mask=m, training=training)  # noqa: E731
+    assert _compiled_calls(call(compiled), *specs) == 1
+    assert _compiled_calls(call(plain), *specs) == 0
+    assert len(outputs) == len(expected_outputs)
+    for got, expected in zip(outputs, expected_outputs):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-5)
+    assert len(gradients) == len(expected_gradients) > 1 + len(states)
+    assert all(gradient is not None for gradient in gradients)
+    # Sums over every step and sequence: float32 summation order differs under XLA.
+    for got, expected in zip(gradients, expected_gradients):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_the_compiled_loop_keeps_dropout_and_stateful_states():
+    inputs, _ = _inputs_and_mask(seed=1)
+    layer = LSTM(UNITS, stateful=True, recurrent_dropout=0.3, seed=4, jit_compile=True)
+    twin = LSTM(UNITS, stateful=True, recurrent_dropout=0.3, seed=4, jit_compile=False)
+    layer(inputs)
+    twin(inputs)
+    twin.set_weights(layer.get_weights())
+    layer.reset_state()
+    twin.reset_state()
+    compiled_call, plain_call = tf.function(lambda x: layer(x)), tf.function(lambda x: twin(x))
+    for _ in range(2):  # the second call starts from the states the first one left
+        np.testing.assert_allclose(compiled_call(inputs).numpy(), plain_call(inputs).numpy(), atol=1e-5)
+    assert _compiled_calls(lambda x: layer(x), tf.TensorSpec(inputs.shape)) == 1
+    # Training with recurrent dropout draws masks; both layers still learn through them.
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.function(lambda x: layer(x, training=True))(inputs))
+    gradients = tape.gradient(loss, layer.trainable_weights)
+    assert all(gradient is not None and np.isfinite(gradient.numpy()).all() for gradient in gradients)
+
+
+def test_auto_compiles_in_traced_functions_with_static_shapes_only():
+    static = tf.TensorSpec((BATCH, TIME, FEATURES))
+    layer = GRU(UNITS, return_sequences=True)
+    assert layer.jit_compile == "auto"
+
+    assert _compiled_calls(lambda x: layer(x), static) == 1
+    bidirectional = Bidirectional(LSTM(UNITS, return_sequences=True))
+    assert _compiled_calls(lambda x: bidirectional(x), static) == 2
+    # A dynamic length or batch: the plain loop, so varied batches compile nothing.
+    assert _compiled_calls(lambda x: layer(x), tf.TensorSpec((BATCH, None, FEATURES))) == 0
+    assert _compiled_calls(lambda x: layer(x), tf.TensorSpec((None, TIME, FEATURES))) == 0
+    # Exports trace the portable loop (TFLite holds built-in ops only).
+    with portable_trace():
+        assert _compiled_calls(lambda x: layer(x), static) == 0
+    # Training compiles where the backward pass is written out, not through autodiff.
+    assert _compiled_calls(lambda x: layer(x, training=True), static) == 1
+    normalised = GRU(UNITS, layer_norm=True)
+    assert _compiled_calls(lambda x: normalised(x, training=True), static) == 0
+    assert _compiled_calls(lambda x: normalised(x), static) == 1
+    never = GRU(UNITS, jit_compile=False)
+    assert _compiled_calls(lambda x: never(x), static) == 0
+    always = GRU(UNITS, jit_compile=True)
+    assert _compiled_calls(lambda x: always(x), tf.TensorSpec((None, None, FEATURES))) == 1
+
+
+def test_jit_compile_is_validated_and_kept_in_the_config():
+    with pytest.raises(ValueError, match="jit_compile='sometimes'"):
+        LSTM(UNITS, jit_compile="sometimes")
+    for value in ("auto", True, False):
+        layer = LSTM(UNITS, jit_compile=value)
+        assert layer.get_config()["jit_compile"] == value
+        assert LSTM.from_config(layer.get_config()).jit_compile == value
+    # Configs written before the argument existed load with the default.
+    config = LSTM(UNITS).get_config()
+    del config["jit_compile"]
+    assert LSTM.from_config(config).jit_compile == "auto"
