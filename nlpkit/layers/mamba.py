@@ -282,7 +282,22 @@ class Mamba(RecurrentLayerBase):
                 ops.ones_like(inputs[:, :1, :]), self.dropout, seed=self.seed_generator
             )
             inputs = inputs * keep
-        window_0, h_0 = self._initial_states(inputs, initial_state, inputs.dtype)
+        states = self._initial_states(inputs, initial_state, inputs.dtype)
+        from_states = initial_state is not None or self.stateful
+        outputs, final_states = self._call_compiled_where_chosen(
+            self._scan, inputs, mask, states, from_states
+        )
+        return self._finish(
+            outputs[:, -1],
+            outputs if self.return_sequences else None,
+            list(final_states),
+            mask,
+            initial_state,
+        )
+
+    def _scan(self, inputs, mask, states, from_states, static_shapes):
+        """``(outputs, [final window, final state])`` from the (dropped-out) inputs and states."""
+        window_0, h_0 = states
         w = self._read_weights()
         inner, state, taps = self.d_inner, self.d_state, self.d_conv
         time = tf.shape(inputs)[1]
@@ -320,8 +335,8 @@ class Mamba(RecurrentLayerBase):
             keep = valid[:, :, None, None]
             log_decay = tf.where(keep, log_decay, tf.zeros_like(log_decay))
             drive = tf.where(keep, drive, tf.zeros_like(drive))
-        h = linear_recurrence(tf.exp(log_decay), drive)
-        if initial_state is not None or self.stateful:
+        h = linear_recurrence(tf.exp(log_decay), drive, static_shapes=static_shapes)
+        if from_states:
             # h_0's share: the running product of the decays, summed in log space.
             cumulative_decay = tf.exp(tf.cumsum(log_decay, axis=1))
             h = h + cumulative_decay * tf.expand_dims(tf.reshape(h_0, [-1, inner, state]), 1)
@@ -357,14 +372,7 @@ class Mamba(RecurrentLayerBase):
                 outputs = tf.where(
                     tf.expand_dims(processing_mask, -1), outputs, tf.zeros_like(outputs)
                 )
-        last = outputs[:, -1]
-        return self._finish(
-            last,
-            outputs if self.return_sequences else None,
-            [final_window, final_h],
-            mask,
-            initial_state,
-        )
+        return outputs, [final_window, final_h]
 
     def get_config(self):
         config = super().get_config()

@@ -128,6 +128,14 @@ class MinimalRecurrentLayer(RecurrentLayerBase):
             )
             inputs = inputs * keep
         states = self._initial_states(inputs, initial_state, inputs.dtype)
+        from_states = initial_state is not None or self.stateful
+        last, sequence = self._call_compiled_where_chosen(self._scan, inputs, mask, states, from_states)
+        return self._finish(
+            last, sequence if self.return_sequences else None, [last], mask, initial_state
+        )
+
+    def _scan(self, inputs, mask, states, from_states, static_shapes):
+        """``(last, sequence)`` of the layer from its (dropped-out) inputs and states."""
         step_mask = None
         if mask is not None:
             step_mask = ops.expand_dims(ops.cast(mask, "bool"), -1)
@@ -140,8 +148,8 @@ class MinimalRecurrentLayer(RecurrentLayerBase):
             # A masked step keeps the state: a = 1, b = 0.
             a = tf.where(step_mask, a, tf.ones_like(a))
             b = tf.where(step_mask, b, tf.zeros_like(b))
-        sequence = linear_recurrence(a, b)
-        if initial_state is not None or self.stateful:
+        sequence = linear_recurrence(a, b, static_shapes=static_shapes)
+        if from_states:
             # h_0's share of h_t is (a_1 ... a_t) h_0, the product summed in log space (no
             # underflow, and its gradient has no division by a); zero states skip it.
             log_a = self.log_coefficients(projected)[0]
@@ -152,9 +160,7 @@ class MinimalRecurrentLayer(RecurrentLayerBase):
         last = sequence[:, -1]
         if self.zero_output_for_mask and step_mask is not None:
             sequence = tf.where(step_mask, sequence, tf.zeros_like(sequence))
-        return self._finish(
-            last, sequence if self.return_sequences else None, [last], mask, initial_state
-        )
+        return last, sequence
 
     def get_config(self):
         config = super().get_config()

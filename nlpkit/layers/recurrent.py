@@ -205,6 +205,13 @@ class RecurrentLayerBase(keras.layers.Layer):
             ``reset_state()`` sets the states back to zeros.
         zero_output_for_mask: bool, default False. Masked steps output zeros (set by
             ``keras.layers.Bidirectional`` when it returns sequences).
+        jit_compile: "auto" (default), True or False. Compile the layer's sequence
+            computation with XLA, one cluster per input shape. "auto" does so inside a
+            traced function (``model.fit``, ``predict``, a ``tf.function``) when no GPU is
+            visible and the batch and time sizes are static there, so that a new sequence
+            length never waits for a compile; True in every traced call; False never.
+            Eager calls and exports (a TFLite file holds built-in ops only) never compile.
+            Subclasses may narrow "auto" (`RecurrentLayer` does).
         **kwargs: `keras.layers.Layer` arguments (name, dtype, trainable).
 
     Example:
@@ -221,9 +228,15 @@ class RecurrentLayerBase(keras.layers.Layer):
         go_backwards=False,
         stateful=False,
         zero_output_for_mask=False,
+        jit_compile="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if jit_compile not in ("auto", True, False):
+            raise ValueError(
+                f'`jit_compile` must be "auto", True or False. Received: jit_compile={jit_compile!r}'
+            )
+        self.jit_compile = jit_compile if jit_compile == "auto" else bool(jit_compile)
         for name, value in (
             ("return_sequences", return_sequences),
             ("return_state", return_state),
@@ -319,6 +332,32 @@ class RecurrentLayerBase(keras.layers.Layer):
         # Read before the loop, like the weights, so the loop body holds tensors only.
         return [ops.cast(variable, dtype) for variable in self.states]
 
+    def _compiles_with_xla(self, inputs):
+        """Whether this call compiles its sequence computation (see ``jit_compile``)."""
+        # Eager calls never compile: the compiled function is made per trace (a cell may
+        # hold tensors of the trace that calls it: the language model's DropConnect swaps
+        # a dropped tensor in for the recurrent kernel), so every eager call would compile.
+        if self.jit_compile is False or portable_trace_active() or tf.executing_eagerly():
+            return False
+        if self.jit_compile is True:
+            return True
+        return (
+            inputs.shape[0] is not None
+            and inputs.shape[1] is not None
+            and not tf.config.list_logical_devices("GPU")
+        )
+
+    def _call_compiled_where_chosen(self, function, inputs, *arguments):
+        """``function(inputs, *arguments, compiled)``, compiled by XLA where ``jit_compile`` says.
+
+        ``compiled`` tells ``function`` whether it runs under XLA (which needs every shape
+        in a loop fixed, e.g. `nlpkit.layers.scan.linear_recurrence`'s ``static_shapes``).
+        """
+        compiled = self._compiles_with_xla(inputs)
+        if compiled:
+            function = tf.function(function, jit_compile=True, autograph=False)
+        return function(inputs, *arguments, compiled)
+
     def _finish(self, last, sequence, final_states, mask, initial_state):
         if mask is not None and (initial_state is not None or self.stateful):
             last, sequence = zero_outputs_before_first_step(mask, last, sequence, self.go_backwards)
@@ -354,6 +393,7 @@ class RecurrentLayerBase(keras.layers.Layer):
                 "go_backwards": self.go_backwards,
                 "stateful": self.stateful,
                 "zero_output_for_mask": self.zero_output_for_mask,
+                "jit_compile": self.jit_compile,
             }
         )
         return config
@@ -390,17 +430,11 @@ class RecurrentLayer(RecurrentLayerBase):
             with ``zero_output_for_mask``, because cuDNN zeroes padded outputs) and the
             nlpkit loop otherwise; True raises where it cannot; False never uses it.
         jit_compile: "auto" (default), True or False. Compile the time loop (forward and
-            the hand-written backward) with XLA, as one cluster per input shape. "auto"
-            does so inside a traced function (``model.fit``, ``predict``, a
-            ``tf.function``) when no GPU is visible and the batch and time sizes are
-            static there, so that a new sequence length does not trigger a new compile,
-            and training takes the hand-written backward pass; on a GPU, with a dynamic
-            batch or length, while training through autodiff (layer normalisation, other
-            activations) and in exports (a TFLite file holds built-in ops only) it runs the
-            plain loop. True compiles in every traced call but an export's; False never
-            does. Eager calls always run the plain loop. XLA fuses each step's
-            element-wise ops and removes the per-op dispatch of the loop, which is most of
-            a step's cost at small batches (README, "Recurrent-layer speed").
+            the hand-written backward) with XLA, as `RecurrentLayerBase` describes; "auto"
+            also needs training to take the hand-written backward pass (not autodiff:
+            layer normalisation, other activations). XLA fuses each step's element-wise
+            ops and removes the per-op dispatch of the loop, which is most of a step's
+            cost at small batches (README, "Recurrent-layer speed").
         **kwargs: `keras.layers.Layer` arguments (name, dtype, trainable).
 
     Example:
@@ -433,7 +467,6 @@ class RecurrentLayer(RecurrentLayerBase):
         zero_output_for_mask=False,
         fast_backward=True,
         use_cudnn="auto",
-        jit_compile="auto",
         **kwargs,
     ):
         super().__init__(
@@ -446,10 +479,6 @@ class RecurrentLayer(RecurrentLayerBase):
         )
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f'`use_cudnn` must be "auto", True or False. Received: use_cudnn={use_cudnn!r}')
-        if jit_compile not in ("auto", True, False):
-            raise ValueError(
-                f'`jit_compile` must be "auto", True or False. Received: jit_compile={jit_compile!r}'
-            )
         for method in ("project_inputs", "make_step", "fast_cell", "get_initial_state"):
             if not callable(getattr(cell, method, None)):
                 raise ValueError(
@@ -459,7 +488,6 @@ class RecurrentLayer(RecurrentLayerBase):
         self.cell = cell
         self.fast_backward = bool(fast_backward)
         self.use_cudnn = use_cudnn
-        self.jit_compile = jit_compile if jit_compile == "auto" else bool(jit_compile)
 
     @property
     def state_size(self):
@@ -560,20 +588,11 @@ class RecurrentLayer(RecurrentLayerBase):
 
     def _compiles_loop(self, inputs, training):
         """Whether this call runs `_time_loop` compiled by XLA (see ``jit_compile``)."""
-        # An eager call would compile anew every time: the compiled function is made per
-        # trace, because a cell may hold tensors of the trace that calls it (the language
-        # model's DropConnect swaps a dropped tensor in for the recurrent kernel).
-        if self.jit_compile is False or portable_trace_active() or tf.executing_eagerly():
+        if not self._compiles_with_xla(inputs):
             return False
-        if self.jit_compile is True:
-            return True
-        return (
-            inputs.shape[0] is not None
-            and inputs.shape[1] is not None
-            and not tf.config.list_logical_devices("GPU")
-            # Training through autodiff would pay for the loop twice (see below).
-            and (not training or self._differentiates_by_hand(training))
-        )
+        # "auto" leaves training through autodiff to the plain loop: a compiled one would
+        # run the loop twice (see `_compiled_time_loop_call`).
+        return self.jit_compile is True or not training or self._differentiates_by_hand(training)
 
     def _compiled_time_loop_call(self, projected, states, mask, recurrent_mask, training):
         """`_time_loop` compiled by XLA, differentiable whichever path it takes."""
@@ -648,7 +667,6 @@ class RecurrentLayer(RecurrentLayerBase):
             {
                 "fast_backward": self.fast_backward,
                 "use_cudnn": self.use_cudnn,
-                "jit_compile": self.jit_compile,
             }
         )
         return config

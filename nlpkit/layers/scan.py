@@ -58,7 +58,18 @@ def _shift_right(x, shift, fill, length, rank):
     return shifted
 
 
-def hillis_steele_scan(combine, elements, identity, axis_length=None):
+def _gather_shift_right(x, shift, fill, length, rank):
+    # `_shift_right` without a slice whose size depends on `shift`: XLA needs every
+    # shape inside a loop to be fixed, and a TFLite export keeps the cheaper slice.
+    steps = tf.range(length)
+    shifted = tf.gather(x, tf.maximum(steps - shift, 0), axis=1)
+    before = tf.reshape(steps < shift, [1, -1] + [1] * (rank - 2))
+    shifted = tf.where(before, tf.cast(fill, x.dtype), shifted)
+    shifted.set_shape(x.shape)
+    return shifted
+
+
+def hillis_steele_scan(combine, elements, identity, axis_length=None, static_shapes=False):
     """Inclusive scan over axis 1 of any length, in a ``tf.while_loop`` of log2(T) passes.
 
     Args:
@@ -66,16 +77,19 @@ def hillis_steele_scan(combine, elements, identity, axis_length=None):
         elements: tuple of tensors ``(batch, time, ...)``.
         identity: tuple of Python floats, the combine's identity per tensor.
         axis_length: optional scalar tensor, ``time`` (read from the first tensor if None).
+        static_shapes: bool, default False. Shift with a gather, so that every tensor in
+            the loop keeps one shape, as XLA needs.
 
     Returns:
         The tuple of scanned tensors.
     """
     length = tf.shape(elements[0])[1] if axis_length is None else axis_length
     rank = elements[0].shape.rank
+    shift_right = _gather_shift_right if static_shapes else _shift_right
 
     def body(distance, *values):
         earlier = tuple(
-            _shift_right(value, distance, fill, length, rank)
+            shift_right(value, distance, fill, length, rank)
             for value, fill in zip(values, identity)
         )
         return (distance * 2,) + tuple(combine(earlier, values))
@@ -102,7 +116,7 @@ def _chunk_scan(combine, elements, length):
     )
 
 
-def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK):
+def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK, static_shapes=False):
     """Inclusive scan over axis 1 (time) of ``(batch, time, ...)`` tensors, any length.
 
     See the module docstring for the three stages and why.
@@ -112,6 +126,8 @@ def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK):
         elements: tuple of tensors of one shape ``(batch, time, ...)``; trailing axes static.
         identity: tuple of Python floats, the combine's identity element per tensor.
         chunk: int, default 32. Steps per chunk.
+        static_shapes: bool, default False. Keep every shape fixed (for XLA); see
+            `hillis_steele_scan`.
 
     Returns:
         The tuple of scanned tensors, shaped like ``elements``.
@@ -136,7 +152,7 @@ def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK):
     )
     local = _chunk_scan(combine, blocks, chunk)
     totals = tuple(value[:, :, -1] for value in local)
-    totals = hillis_steele_scan(combine, totals, identity, axis_length=chunks)
+    totals = hillis_steele_scan(combine, totals, identity, axis_length=chunks, static_shapes=static_shapes)
     # What every chunk starts from: everything before it (the identity for the first one).
     carry = tuple(
         tf.expand_dims(_shift_right(value, 1, fill, chunks, len(trailing) + 2), 2)
@@ -163,7 +179,7 @@ def _shift_in_time(x, shift, fill):
     return moved
 
 
-def linear_recurrence(a, b, chunk=DEFAULT_CHUNK):
+def linear_recurrence(a, b, chunk=DEFAULT_CHUNK, static_shapes=False):
     """``h_t = a_t * h_{t-1} + b_t`` from ``h_0 = 0``, with a hand-written backward pass.
 
     The forward pass is `chunked_scan`. Differentiating through it makes TensorFlow keep
@@ -177,6 +193,8 @@ def linear_recurrence(a, b, chunk=DEFAULT_CHUNK):
         a: float ``(batch, time, ...)``, coefficients (1 keeps the state, 0 forgets it).
         b: float, same shape, inputs (0 adds nothing).
         chunk: int, steps per chunk of `chunked_scan`.
+        static_shapes: bool, default False. Keep every shape fixed, for XLA (see
+            `hillis_steele_scan`).
 
     Returns:
         ``h``, shaped like ``b``.
@@ -189,12 +207,16 @@ def linear_recurrence(a, b, chunk=DEFAULT_CHUNK):
 
     @tf.custom_gradient
     def recurrence(a, b):
-        h = chunked_scan(combine_linear, (a, b), (1.0, 0.0), chunk)[1]
+        h = chunked_scan(combine_linear, (a, b), (1.0, 0.0), chunk, static_shapes)[1]
 
         def gradient(dh):
             following = _shift_in_time(a, -1, 0.0)  # a_{t+1}; nothing follows the last step
             backwards = chunked_scan(
-                combine_linear, (tf.reverse(following, [1]), tf.reverse(dh, [1])), (1.0, 0.0), chunk
+                combine_linear,
+                (tf.reverse(following, [1]), tf.reverse(dh, [1])),
+                (1.0, 0.0),
+                chunk,
+                static_shapes,
             )[1]
             g = tf.reverse(backwards, [1])
             return g * _shift_in_time(h, 1, 0.0), g

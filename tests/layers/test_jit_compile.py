@@ -1,13 +1,14 @@
-"""`jit_compile` of nlpkit's loop layers: XLA gives the loop's results, and "auto" picks it only where it pays."""
+"""`jit_compile` of nlpkit's recurrent layers: XLA gives the same results, and "auto" picks it only where it pays."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlpkit.layers import GRU, LSTM, Bidirectional, SimpleRNN
+from nlpkit.layers import GRU, LSTM, Bidirectional, Mamba, MinGRU, MinLSTM, SimpleRNN
 from nlpkit.layers.export_context import portable_trace
 
-BATCH, TIME, FEATURES, UNITS = 3, 11, 5, 4
+# 75 steps: three chunks of the scan layers' chunked scan, so its pass over the chunk totals runs.
+BATCH, TIME, FEATURES, UNITS = 3, 75, 5, 4
 
 LAYERS = {
     "lstm": lambda **options: LSTM(UNITS, **options),
@@ -15,13 +16,16 @@ LAYERS = {
     "gru_reset_before": lambda **options: GRU(UNITS, reset_after=False, **options),
     "simple_rnn": lambda **options: SimpleRNN(UNITS, **options),
     "lstm_layer_norm": lambda **options: LSTM(UNITS, layer_norm=True, **options),
+    "mingru": lambda **options: MinGRU(UNITS, **options),
+    "minlstm": lambda **options: MinLSTM(UNITS, **options),
+    "mamba": lambda **options: Mamba(UNITS, d_state=3, **options),
 }
 
 
 def _inputs_and_mask(seed=0):
     rng = np.random.default_rng(seed)
     inputs = rng.normal(size=(BATCH, TIME, FEATURES)).astype("float32")
-    lengths = np.array([TIME, 7, 2])
+    lengths = np.array([TIME, 40, 2])
     mask = np.arange(TIME)[None, :] < lengths[:, None]
     return tf.constant(inputs), tf.constant(mask)
 
@@ -51,7 +55,7 @@ def _outputs_and_gradients(layer, inputs, mask, initial_states, training):
             outputs = layer(inputs, mask=mask, initial_state=initial_states, training=training)
             # Every output counts: the sequence and each final state.
             loss = sum(
-                tf.reduce_sum(output * tf.cos(tf.range(UNITS, dtype=output.dtype)) * (index + 1))
+                tf.reduce_sum(output * tf.cos(tf.range(output.shape[-1], dtype=output.dtype)) * (index + 1))
                 for index, output in enumerate(outputs)
             )
         gradients = tape.gradient(loss, [inputs, *initial_states] + layer.trainable_weights)
@@ -139,6 +143,9 @@ def test_auto_compiles_in_traced_functions_with_static_shapes_only():
     normalised = GRU(UNITS, layer_norm=True)
     assert _compiled_calls(lambda x: normalised(x, training=True), static) == 0
     assert _compiled_calls(lambda x: normalised(x), static) == 1
+    scan = MinGRU(UNITS, return_sequences=True)
+    assert _compiled_calls(lambda x: scan(x, training=True), static) == 1
+    assert _compiled_calls(lambda x: scan(x), tf.TensorSpec((BATCH, None, FEATURES))) == 0
     never = GRU(UNITS, jit_compile=False)
     assert _compiled_calls(lambda x: never(x), static) == 0
     always = GRU(UNITS, jit_compile=True)
@@ -148,10 +155,13 @@ def test_auto_compiles_in_traced_functions_with_static_shapes_only():
 def test_jit_compile_is_validated_and_kept_in_the_config():
     with pytest.raises(ValueError, match="jit_compile='sometimes'"):
         LSTM(UNITS, jit_compile="sometimes")
+    with pytest.raises(ValueError, match="jit_compile='never'"):
+        Mamba(UNITS, jit_compile="never")
     for value in ("auto", True, False):
-        layer = LSTM(UNITS, jit_compile=value)
-        assert layer.get_config()["jit_compile"] == value
-        assert LSTM.from_config(layer.get_config()).jit_compile == value
+        for kind in (LSTM, MinGRU):
+            layer = kind(UNITS, jit_compile=value)
+            assert layer.get_config()["jit_compile"] == value
+            assert kind.from_config(layer.get_config()).jit_compile == value
     # Configs written before the argument existed load with the default.
     config = LSTM(UNITS).get_config()
     del config["jit_compile"]

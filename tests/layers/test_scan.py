@@ -39,6 +39,24 @@ def test_linear_scan_matches_the_loop(length):
     np.testing.assert_allclose(cumulative.numpy(), np.cumprod(a, axis=1), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("length", [1, 9, 65, 300])
+def test_static_shape_scan_compiles_with_xla_and_matches_the_loop(length):
+    rng = np.random.default_rng(length)
+    a = rng.uniform(0.0, 1.0, (2, length, 3)).astype(np.float32)
+    b = rng.normal(size=(2, length, 3)).astype(np.float32)
+    compiled = tf.function(
+        lambda a, b: chunked_scan(combine_linear, (a, b), (1.0, 0.0), 8, static_shapes=True),
+        jit_compile=True,
+    )
+    cumulative, h = compiled(a, b)
+    np.testing.assert_allclose(h.numpy(), loop(a, b), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(cumulative.numpy(), np.cumprod(a, axis=1), rtol=1e-5, atol=1e-7)
+    # The default shift slices by a loop-dependent length, which XLA cannot compile.
+    if length > 8:
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            tf.function(lambda a, b: linear_scan(a, b, chunk=8), jit_compile=True)(a, b)
+
+
 SCANS = {
     "linear_scan": lambda a, b: linear_scan(a, b, chunk=8)[1],
     "linear_recurrence": lambda a, b: linear_recurrence(a, b, chunk=8),  # hand-written backward
