@@ -8,8 +8,12 @@ channel) follows ``h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t`` with ``A = -exp(A_
 output ``y_t = C_t h_t + D x_t`` is gated by ``SiLU(z)`` and projected back.
 
 Every coefficient of that recurrence is known before it runs, so the full-sequence form
-computes it with a parallel scan (`nlpkit.layers.scan.linear_recurrence`; ``exp(Δ A) <= 1`` keeps
-the linear-space scan stable, and ``Δ B x`` is signed, which rules out the log-space form).
+can compute it with a parallel scan (`nlpkit.layers.scan.linear_recurrence`; ``exp(Δ A) <= 1``
+keeps the linear-space scan stable, and ``Δ B x`` is signed, which rules out the log-space
+form): it does so in eager calls and exports. Where the layer compiles its sequence
+computation with XLA (``jit_compile``), it runs `nlpkit.layers.selective_scan` instead, one
+cache-resident pass over time that never materialises the ``(batch, time, d_inner,
+d_state)`` coefficients (3.9x faster for forward + backward at T=1000 on this CPU).
 The step form carries two states per sequence, flattened to ``(batch, size)`` as every
 nlpkit state is: the convolution window (the last ``d_conv - 1`` conv inputs, oldest first)
 and the SSM state ``(d_inner, d_state)`` — O(1) work per token.
@@ -24,6 +28,7 @@ from keras import ops
 
 from nlpkit.layers.recurrent import RecurrentLayerBase, compute_dtype_scope, read_weight
 from nlpkit.layers.scan import linear_recurrence, softplus
+from nlpkit.layers.selective_scan import selective_scan
 
 
 def _silu(x):
@@ -328,22 +333,20 @@ class Mamba(RecurrentLayerBase):
         u = _silu(conv)
         delta, b, c = self._selection(w, u)
         a = -tf.exp(w["A_log"])
-        log_decay = tf.expand_dims(delta, -1) * a
-        drive = tf.expand_dims(delta * u, -1) * tf.expand_dims(b, 2)
-        if valid is not None:
-            # Masked steps keep the state: decay 1, drive 0.
-            keep = valid[:, :, None, None]
-            log_decay = tf.where(keep, log_decay, tf.zeros_like(log_decay))
-            drive = tf.where(keep, drive, tf.zeros_like(drive))
-        h = linear_recurrence(tf.exp(log_decay), drive, static_shapes=static_shapes)
-        if from_states:
-            # h_0's share: the running product of the decays, summed in log space.
-            cumulative_decay = tf.exp(tf.cumsum(log_decay, axis=1))
-            h = h + cumulative_decay * tf.expand_dims(tf.reshape(h_0, [-1, inner, state]), 1)
-        y = tf.reduce_sum(h * tf.expand_dims(c, 2), axis=-1)
+        if static_shapes:
+            # Compiled by XLA: one pass over time with the state in cache, instead of the
+            # parallel scan's (batch, time, d_inner, d_state) tensors (see
+            # `nlpkit.layers.selective_scan`). A masked step is a step with Δ = 0.
+            if valid is not None:
+                delta = tf.where(valid[:, :, None], delta, tf.zeros_like(delta))
+            y, final_h = selective_scan(
+                delta, u, b, c, a, tf.reshape(h_0, [-1, inner, state])
+            )
+        else:
+            y, final_h = self._parallel_scan(delta, u, b, c, a, h_0, valid, from_states)
         outputs = self._output(w, y, u, z)
 
-        final_h = tf.reshape(h[:, -1], [-1, inner * state])
+        final_h = tf.reshape(final_h, [-1, inner * state])
         if lengths is None:
             final_window = extended[:, -(taps - 1) :]
         else:
@@ -373,6 +376,24 @@ class Mamba(RecurrentLayerBase):
                     tf.expand_dims(processing_mask, -1), outputs, tf.zeros_like(outputs)
                 )
         return outputs, [final_window, final_h]
+
+    def _parallel_scan(self, delta, u, b, c, a, h_0, valid, from_states):
+        """``(y, final state)`` of the recurrence with `linear_recurrence`, any length, no XLA."""
+        inner, state = self.d_inner, self.d_state
+        log_decay = tf.expand_dims(delta, -1) * a
+        drive = tf.expand_dims(delta * u, -1) * tf.expand_dims(b, 2)
+        if valid is not None:
+            # Masked steps keep the state: decay 1, drive 0.
+            keep = valid[:, :, None, None]
+            log_decay = tf.where(keep, log_decay, tf.zeros_like(log_decay))
+            drive = tf.where(keep, drive, tf.zeros_like(drive))
+        h = linear_recurrence(tf.exp(log_decay), drive)
+        if from_states:
+            # h_0's share: the running product of the decays, summed in log space.
+            cumulative_decay = tf.exp(tf.cumsum(log_decay, axis=1))
+            h = h + cumulative_decay * tf.expand_dims(tf.reshape(h_0, [-1, inner, state]), 1)
+        y = tf.reduce_sum(h * tf.expand_dims(c, 2), axis=-1)
+        return y, h[:, -1]
 
     def get_config(self):
         config = super().get_config()

@@ -1,5 +1,6 @@
 """`jit_compile` of nlpkit's recurrent layers: XLA gives the same results, and "auto" picks it only where it pays."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -79,6 +80,7 @@ def _compiled_calls(function, *specs):
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
 @pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
 def test_the_compiled_loop_gives_the_plain_loops_outputs_and_gradients(name, go_backwards, training):
+    keras.utils.set_random_seed(7)  # the same weights in every run
     inputs, mask = _inputs_and_mask()
     plain = LAYERS[name](
         return_sequences=True, return_state=True, go_backwards=go_backwards, jit_compile=False
@@ -95,8 +97,13 @@ def test_the_compiled_loop_gives_the_plain_loops_outputs_and_gradients(name, go_
     assert _compiled_calls(call(compiled), *specs) == 1
     assert _compiled_calls(call(plain), *specs) == 0
     assert len(outputs) == len(expected_outputs)
+    # Layer norm over 4 units divides by a standard deviation that can be small, which
+    # magnifies the float32 rounding differences of XLA's exp/tanh, step after step: over
+    # 12 weight draws the largest output difference was 3.9e-5 with layer norm, at most
+    # 3.6e-7 for the plain LSTM and GRU.
+    output_tolerance = 5e-5 if name == "lstm_layer_norm" else 1e-5
     for got, expected in zip(outputs, expected_outputs):
-        np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-5)
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=output_tolerance)
     assert len(gradients) == len(expected_gradients) > 1 + len(states)
     assert all(gradient is not None for gradient in gradients)
     # Sums over every step and sequence: float32 summation order differs under XLA.
