@@ -13,7 +13,8 @@ memory and never writing the expanded coefficients; `selective_scan` is that ide
 where a parallel scan buys nothing over a sequential one on two cores: one loop over time
 whose state ``(batch, d_state, d_inner)`` (128 KB at those sizes) stays in cache, computing
 the decay, the state and ``y_t`` step by step. Its backward pass is a reverse loop with the
-closed-form gradient (below), reading only the saved state before each step.
+closed-form gradient (`_backward`); it reads the state saved before each step (the one
+state-sized tensor per step this keeps, written once) and recomputes the decays.
 
 Measured here (B=8, T=1000, d_inner=256, d_state=16, forward + backward under XLA, median
 of 5): 313 ms for the materialised parallel scan, 134 ms for this loop with the state laid
