@@ -70,3 +70,17 @@ def test_no_recurrent_kernel_and_the_config_holds_every_argument():
         "units": 4, "use_bias": False, "dropout": 0.2, "seed": 3, "go_backwards": True
     }
     assert MinGRU.from_config(config).get_config() == config
+
+
+def test_g_as_a_maximum_equals_the_papers_two_branches_with_their_gradients():
+    import tensorflow as tf
+
+    x = tf.constant(np.concatenate([np.linspace(-30, 30, 20001), [0.0, -1e-7, 1e-7]]).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        values = positive_activation(x)
+    gradient = tape.gradient(values, x).numpy()
+    branches = tf.where(x >= 0, x + 0.5, tf.sigmoid(x)).numpy()
+    np.testing.assert_array_equal(values.numpy(), branches)
+    s = tf.sigmoid(x).numpy()
+    np.testing.assert_allclose(gradient, np.where(x.numpy() >= 0, 1.0, s * (1 - s)), rtol=1e-6, atol=1e-12)
