@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from nlpkit.layers import MinGRU
 from nlpkit.layers.min_gru import log_positive_activation, positive_activation
@@ -73,8 +74,6 @@ def test_no_recurrent_kernel_and_the_config_holds_every_argument():
 
 
 def test_g_as_a_maximum_equals_the_papers_two_branches_with_their_gradients():
-    import tensorflow as tf
-
     x = tf.constant(np.concatenate([np.linspace(-30, 30, 20001), [0.0, -1e-7, 1e-7]]).astype(np.float32))
     with tf.GradientTape() as tape:
         tape.watch(x)
