@@ -29,8 +29,9 @@ demo-ner: $(STAMP)
 
 # One pytest worker per core; --dist loadfile keeps each test file on one worker, so module
 # and session fixtures (the tiny trained bundles) are built at most once per worker.
+# --durations lists the 30 slowest tests and fixtures, so every CI log shows where the time goes.
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=30
 
 bench: $(STAMP)
 	$(PY) benchmarks/sentiment.py --data-dir $${NLPKIT_DATA:-../shared/data}
