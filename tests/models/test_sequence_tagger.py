@@ -79,14 +79,32 @@ def token_accuracy(predicted, inputs, gold):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def fitted_tagger():
+    """A function ``(head, ensemble_size) -> (model, history)``: each tagger trained once per module.
+
+    Training is the slow part of this file, so the learning test and the TFLite parity test
+    share the same fitted models (the parity test then compares a confident, trained tagger).
+    """
+    fitted = {}
+
+    def fit(head, ensemble_size):
+        if (head, ensemble_size) not in fitted:
+            train, train_tags = tagging_task(400, seed=1)
+            model = make_tagger(head, ensemble_size=ensemble_size)
+            model.compile(optimizer=keras.optimizers.Adam(0.02), metrics=[SpanF1(model.tags, "BIOES"), "accuracy"])
+            history = model.fit(train, train_tags, batch_size=32, epochs=12, verbose=0)
+            fitted[head, ensemble_size] = model, history.history
+        return fitted[head, ensemble_size]
+
+    return fit
+
+
 @pytest.mark.parametrize("head, ensemble_size", [("crf", 1), ("softmax", 1), ("crf", 2)])
-def test_learns_the_toy_task_with_plain_fit(head, ensemble_size):
-    train, train_tags = tagging_task(400, seed=1)
+def test_learns_the_toy_task_with_plain_fit(fitted_tagger, head, ensemble_size):
     test, test_tags = tagging_task(100, seed=2)
-    model = make_tagger(head, ensemble_size=ensemble_size)
-    model.compile(optimizer=keras.optimizers.Adam(0.02), metrics=[SpanF1(model.tags, "BIOES"), "accuracy"])
-    history = model.fit(train, train_tags, batch_size=32, epochs=12, verbose=0)
-    assert history.history["loss"][-1] < 0.3 * history.history["loss"][0]
+    model, history = fitted_tagger(head, ensemble_size)
+    assert history["loss"][-1] < 0.3 * history["loss"][0]
     predicted = model.predict(test, batch_size=64, verbose=0)
     assert predicted.dtype == np.int32 and predicted.shape == test["word_ids"].shape
     assert not predicted[test["word_ids"] == 0].any()
@@ -340,22 +358,22 @@ def test_tagger_member_config_round_trip():
 
 
 @pytest.mark.parametrize("ensemble_size", [1, 2])
-def test_tflite_tag_signature_decodes_like_keras(ensemble_size):
-    inputs, tags = tagging_task(64, seed=9)
-    model = make_tagger(ensemble_size=ensemble_size)
-    model.compile(optimizer=keras.optimizers.Adam(0.02))
-    model.fit(inputs, tags, batch_size=32, epochs=2, verbose=0)
+def test_tflite_tag_signature_decodes_like_keras(fitted_tagger, ensemble_size):
+    model, _ = fitted_tagger("crf", ensemble_size)
     content = convert(model, model.tflite_endpoints())
     audit = audit_ops(content)
     assert audit.builtin_only and "WHILE" in audit.builtin, audit
     runner = Interpreter(model_content=content).get_signature_runner("tag")
     test, _ = tagging_task(30, seed=10)
+    # One padded Keras batch is the reference: a sentence decodes the same alone and padded
+    # (test_a_sentence_decodes_the_same_alone_and_in_a_padded_batch).
+    batch_paths = np.asarray(model.decode(test))
     for row in range(30):
         length = int((test["word_ids"][row] != 0).sum())
         width = max(1, int((test["char_ids"][row, :length] != 0).sum(axis=1).max()))
         alone = {"word_ids": test["word_ids"][row : row + 1, :length],
                  "char_ids": test["char_ids"][row : row + 1, :length, :width]}
-        expected = np.asarray(model.decode(alone))
+        expected = batch_paths[row : row + 1, :length]
         for _ in range(2):  # a second invoke must give the same tags: no state is kept
             np.testing.assert_array_equal(runner(**alone)["tags"], expected)
 
