@@ -6,9 +6,11 @@ computation in the pieces nlpkit's layers need to run a fast loop:
 
 - ``project_inputs(inputs)``: the input matmul, for one step ``(batch, features)`` or for a
   whole sequence ``(batch, time, features)`` at once;
-- ``make_step(recurrent_dropout_mask)``: the recurrent part of one step as a function
-  ``(projected_t, states) -> new_states``, with every weight read *before* it is returned so
-  that a loop calling it never reads a variable (see `nlpkit.layers.recurrent.read_weight`);
+- ``make_step(recurrent_dropout_mask, compiled)``: the recurrent part of one step as a
+  function ``(projected_t, states) -> new_states``, with every weight read *before* it is
+  returned so that a loop calling it never reads a variable (see
+  `nlpkit.layers.recurrent.read_weight`); a step for a loop that XLA compiles computes its
+  sigmoid gates through ``tanh`` (`nlpkit.layers.tanh_gates`);
 - ``fast_cell()``: what `nlpkit.layers.fast_backward` needs for its hand-written backward
   pass, or None when the configuration has none.
 
@@ -34,6 +36,7 @@ from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 from keras.src import backend as keras_backend
 
 from nlpkit.layers.recurrent import read_weight
+from nlpkit.layers.tanh_gates import lstm_gate_activations, sigmoid_via_tanh
 
 # The epsilon of `keras.layers.LayerNormalization`; it keeps an all-equal projection (e.g.
 # zero inputs with no bias) finite.
@@ -188,7 +191,7 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         bias = self.input_bias()
         return projected if bias is None else projected + bias
 
-    def make_step(self, recurrent_dropout_mask):
+    def make_step(self, recurrent_dropout_mask, compiled=False):
         """The recurrent part of a step: ``(projected_t, states) -> new_states``.
 
         Weights are read here, once, so the returned function holds tensors only.
@@ -196,8 +199,18 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         Args:
             recurrent_dropout_mask: optional ``(batch, units)`` multiplier on the hidden
                 state before the recurrent matmul.
+            compiled: bool, default False. The step runs in a loop that XLA compiles:
+                default sigmoid gates are computed through ``tanh``, which XLA runs
+                faster on a CPU (`nlpkit.layers.tanh_gates`).
         """
         raise NotImplementedError
+
+    def gate_activation(self, compiled):
+        """The gate activation a step uses: sigmoid through ``tanh`` in compiled loops."""
+        gate = getattr(self, "recurrent_activation", keras.activations.sigmoid)
+        if compiled and gate is keras.activations.sigmoid:
+            return sigmoid_via_tanh
+        return gate
 
     def uses_default_activations(self):
         """Whether the activations are the ones the hand-written backward pass knows."""
@@ -282,7 +295,7 @@ class SimpleRNNCell(RecurrentCell):
         (3, 8)
     """
 
-    def make_step(self, recurrent_dropout_mask):
+    def make_step(self, recurrent_dropout_mask, compiled=False):
         recurrent_kernel = read_weight(self.recurrent_kernel)
         norm = self.read_norm("recurrent")
         activation = self.activation
@@ -353,20 +366,24 @@ class LSTMCell(RecurrentCell):
 
         return initializer
 
-    def make_step(self, recurrent_dropout_mask):
+    def make_step(self, recurrent_dropout_mask, compiled=False):
         recurrent_kernel = read_weight(self.recurrent_kernel)
         recurrent_norm, state_norm = self.read_norm("recurrent"), self.read_norm("state")
         activation, gate = self.activation, self.recurrent_activation
+        one_tanh = compiled and self.uses_default_activations()
 
         def step(x_t, states):
             h, c = states
             recurrent = ops.matmul(_masked(h, recurrent_dropout_mask), recurrent_kernel)
             if recurrent_norm is not None:
                 recurrent = layer_normalize(recurrent, *recurrent_norm)
-            # One split op instead of four slices: per-step op count is what costs on CPU.
-            i, f, g, o = ops.split(x_t + recurrent, 4, axis=-1)
-            c = gate(f) * c + gate(i) * activation(g)
-            o = gate(o)
+            if one_tanh:
+                i, f, g, o = lstm_gate_activations(x_t + recurrent)
+            else:
+                # One split op instead of four slices: per-step op count is what costs on CPU.
+                i, f, g, o = ops.split(x_t + recurrent, 4, axis=-1)
+                i, f, g, o = gate(i), gate(f), activation(g), gate(o)
+            c = f * c + i * g
             shown = c if state_norm is None else layer_normalize(c, *state_norm)
             return [o * activation(shown), c]
 
@@ -438,14 +455,14 @@ class GRUCell(RecurrentCell):
             return self.bias[0]
         return self.bias
 
-    def make_step(self, recurrent_dropout_mask):
+    def make_step(self, recurrent_dropout_mask, compiled=False):
         units = self.units
         recurrent_kernel = read_weight(self.recurrent_kernel)
         recurrent_bias = None
         if self.use_bias and self.reset_after:
             recurrent_bias = read_weight(self.bias[1])
         norm = self.read_norm("recurrent")
-        activation, gate = self.activation, self.recurrent_activation
+        activation, gate = self.activation, self.gate_activation(compiled)
         if self.reset_after:
 
             def step(x_t, states):
