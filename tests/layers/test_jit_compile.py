@@ -1,5 +1,11 @@
 """`jit_compile` of nlpkit's recurrent layers: XLA gives the same results, and "auto" picks it only where it pays."""
 
+import functools
+import os
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
@@ -46,10 +52,14 @@ def _initial_states(layer, seed=2):
     return [tf.constant(rng.normal(size=(BATCH, size)).astype("float32")) for size in layer.state_size]
 
 
-def _outputs_and_gradients(layer, inputs, mask, initial_states, training):
-    """Outputs, then gradients for the inputs, the initial states and the weights."""
+def _outputs_and_gradients(layer, inputs, mask, initial_states, training, compile_whole=False):
+    """Outputs, then gradients for the inputs, the initial states and the weights.
 
-    @tf.function
+    ``compile_whole``: trace them in one ``tf.function(jit_compile=True)``, as a Keras model
+    compiled with ``jit_compile=True`` does.
+    """
+
+    @functools.partial(tf.function, jit_compile=True if compile_whole else None)
     def run(inputs, mask, initial_states):
         with tf.GradientTape() as tape:
             tape.watch([inputs, *initial_states])
@@ -109,6 +119,59 @@ def test_the_compiled_loop_gives_the_plain_loops_outputs_and_gradients(name, go_
     # Sums over every step and sequence: float32 summation order differs under XLA.
     for got, expected in zip(gradients, expected_gradients):
         np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("jit_compile", ["auto", False], ids=["auto", "off"])
+def test_layers_train_inside_a_function_that_xla_compiles_whole(name, jit_compile):
+    # model.compile(jit_compile=True): every layer setting must compile there (the scan
+    # layers' dynamic-length forms and autodiff through an unbounded loop cannot).
+    keras.utils.set_random_seed(7)
+    inputs, mask = _inputs_and_mask()
+    plain = LAYERS[name](return_sequences=True, return_state=True, jit_compile=False)
+    plain(inputs)
+    layer = _twin(plain, jit_compile)
+    states = _initial_states(plain)
+    expected_outputs, expected_gradients = _outputs_and_gradients(plain, inputs, mask, states, True)
+    outputs, gradients = _outputs_and_gradients(layer, inputs, mask, states, True, compile_whole=True)
+    output_tolerance = 5e-5 if name == "lstm_layer_norm" else 1e-5
+    for got, expected in zip(outputs, expected_outputs):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=output_tolerance)
+    assert len(gradients) == len(expected_gradients) > 1 + len(states)
+    for got, expected in zip(gradients, expected_gradients):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+# A training step compiled whole, run three times; XLA writes one module per compilation.
+_WHOLE_STEP_SCRIPT = """
+import numpy as np, tensorflow as tf
+from nlpkit.layers import MinGRU
+layer = MinGRU(8, return_sequences=True)
+inputs = tf.constant(np.random.default_rng(0).normal(size=(2, 40, 3)).astype("float32"))
+layer(inputs)
+@tf.function(jit_compile=True)
+def train_step(inputs):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(inputs, training=True) ** 2)
+    for variable, gradient in zip(layer.trainable_variables, tape.gradient(loss, layer.trainable_variables)):
+        variable.assign_sub(0.01 * gradient)
+    return loss
+for _ in range(3):
+    train_step(inputs).numpy()
+"""
+
+
+def test_a_step_compiled_whole_compiles_once_while_its_weights_change(tmp_path):
+    # A compiled function of the layer's own nested in the step made XLA take the weights
+    # as constants and compile again after every update.
+    environment = dict(os.environ, XLA_FLAGS=f"--xla_dump_to={tmp_path}", TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_WHOLE_STEP_SCRIPT)],
+        check=True, env=environment, capture_output=True, timeout=300,
+    )
+    modules = [path.name for path in tmp_path.iterdir() if "train_step" in path.name
+               and path.name.endswith("before_optimizations.txt")]
+    assert len(modules) == 1, modules
 
 
 def test_the_compiled_loop_keeps_dropout_and_stateful_states():
