@@ -24,6 +24,9 @@ returned) -> Dense(V) on every step, sparse softmax cross-entropy, Adam. Measure
 
 Also the machine's float32 matmul GFLOP/s (1024 x 1024). Each timing is the median of
 ``--repeats`` repeats after warm-up; a repeat runs the call until ``--min-seconds`` pass.
+The frameworks of one (layer, config) are timed interleaved: all models are built, then
+for each metric one repeat of every framework runs in turn, so that the machine's drift
+during a run reaches every framework alike (`measure_side_by_side`).
 Prints one JSON document on stdout; logs go to stderr.
 
     python benchmarks/rnn_speed.py                      # all layers, both default configs
@@ -488,53 +491,110 @@ def lstm_form_summary(rows):
     return summary
 
 
-def measure(framework, layer, shape, args):
-    """One row: training, batched inference and batch-1 latency of one framework."""
-    data = random_batches(shape, seed=args.seed)
+def make_runner(framework, layer, shape, data, args):
     if framework == "torch":
-        runner = TorchRunner(layer, shape, data)
-    else:
-        runner = KerasRunner(framework, layer, shape, data, args.jit_compile)
+        return TorchRunner(layer, shape, data)
+    return KerasRunner(framework, layer, shape, data, args.jit_compile)
+
+
+def _guarded(framework, function, failures):
+    """``function`` that records its first exception in ``failures`` and then does nothing.
+
+    One framework failing must not lose the other frameworks' timings of the same round.
+    """
+
+    def call():
+        if framework in failures:
+            return
+        try:
+            function()
+        except Exception as error:
+            traceback.print_exc(file=sys.stderr)
+            failures[framework] = f"{type(error).__name__}: {error}"
+
+    return call
+
+
+def measure_side_by_side(frameworks, layer, shape, args):
+    """Rows of every framework for one (layer, config), timed interleaved.
+
+    Every model is built first; then, metric by metric (training step, batched inference,
+    the forward pass on a tensor, batch-1 latency), one repeat of each framework runs in
+    turn (`time_interleaved`), so that a machine whose speed drifts during the run (this
+    project's shared 2-core machines drift by tens of percent within minutes) slows every
+    framework's repeats alike and the medians' ratios stay comparable.
+    """
+    data = random_batches(shape, seed=args.seed)
+    failures, runners = {}, {}
     try:
-        timed = lambda function: time_calls(function, args.repeats, args.warmup, args.min_seconds)  # noqa: E731
-        train = timed(runner.train)
-        infer = timed(runner.infer)
-        infer_tensor = timed(runner.infer_tensor)
+        for framework in frameworks:
+            try:
+                runners[framework] = make_runner(framework, layer, shape, data, args)
+            except Exception as error:
+                traceback.print_exc(file=sys.stderr)
+                failures[framework] = f"{type(error).__name__}: {error}"
+        names = list(runners)
+        metrics = ["train", "infer", "infer_tensor"]
         # At batch 1 the batched forward already is the single-sequence latency.
-        latency = infer if shape.batch == 1 else timed(runner.infer_single)
-        layer_flops = layer_flops_per_token(layer, shape.embed, shape.units)
-        dense_flops = 2 * shape.units * shape.vocabulary
-        train_tps = shape.tokens / train.median
-        infer_tps = shape.tokens / infer.median
-        row = {
-            "layer": layer,
-            "config": shape.name,
-            "framework": framework,
-            "api": runner.api,
-            "train_tokens_per_s": round(train_tps, 1),
-            "infer_tokens_per_s": round(infer_tps, 1),
-            "infer_tensor_tokens_per_s": round(shape.tokens / infer_tensor.median, 1),
-            "latency_ms": round(1000 * latency.median, 4),
-            "latency_tokens_per_s": round(shape.time / latency.median, 1),
-            "train_layer_gflops": round(train_tps * TRAINING_FLOPS_FACTOR * layer_flops / 1e9, 3),
-            "infer_layer_gflops": round(infer_tps * layer_flops / 1e9, 3),
-            "train_model_gflops": round(
-                train_tps * TRAINING_FLOPS_FACTOR * (layer_flops + dense_flops) / 1e9, 3
-            ),
-            "infer_model_gflops": round(infer_tps * (layer_flops + dense_flops) / 1e9, 3),
-            "flops_per_token": {"layer": layer_flops, "output_dense": dense_flops},
-            "timings": {
-                "train_step": train.as_dict(),
-                "infer_batch": infer.as_dict(),
-                "infer_tensor": infer_tensor.as_dict(),
-                "latency_single": latency.as_dict(),
-            },
-        }
-        if framework == "nlpkit" and args.tflite:
-            row["tflite"] = tflite_latency(runner.model, shape, data, args)
-        return row
+        if shape.batch != 1:
+            metrics.append("infer_single")
+        timings = {name: {} for name in names}
+        for metric in metrics:
+            functions = [_guarded(name, getattr(runners[name], metric), failures) for name in names]
+            measured = time_interleaved(functions, args.repeats, args.warmup, args.min_seconds)
+            for name, (wall, _) in zip(names, measured):
+                timings[name][metric] = wall
+        rows = []
+        for framework in frameworks:
+            if framework in failures:
+                rows.append({"layer": layer, "config": shape.name, "framework": framework,
+                             "error": failures[framework]})
+                continue
+            timing = timings[framework]
+            timing.setdefault("infer_single", timing["infer"])
+            row = _row(framework, runners[framework].api, layer, shape, timing)
+            if framework == "nlpkit" and args.tflite:
+                row["tflite"] = tflite_latency(runners[framework].model, shape, data, args)
+            rows.append(row)
+        return rows
     finally:
-        runner.close()
+        for runner in runners.values():
+            runner.close()
+
+
+def _row(framework, api, layer, shape, timing):
+    """One framework's row from its `Timing`s per metric."""
+    train, infer, infer_tensor, latency = (
+        timing[metric] for metric in ("train", "infer", "infer_tensor", "infer_single")
+    )
+    layer_flops = layer_flops_per_token(layer, shape.embed, shape.units)
+    dense_flops = 2 * shape.units * shape.vocabulary
+    train_tps = shape.tokens / train.median
+    infer_tps = shape.tokens / infer.median
+    return {
+        "layer": layer,
+        "config": shape.name,
+        "framework": framework,
+        "api": api,
+        "train_tokens_per_s": round(train_tps, 1),
+        "infer_tokens_per_s": round(infer_tps, 1),
+        "infer_tensor_tokens_per_s": round(shape.tokens / infer_tensor.median, 1),
+        "latency_ms": round(1000 * latency.median, 4),
+        "latency_tokens_per_s": round(shape.time / latency.median, 1),
+        "train_layer_gflops": round(train_tps * TRAINING_FLOPS_FACTOR * layer_flops / 1e9, 3),
+        "infer_layer_gflops": round(infer_tps * layer_flops / 1e9, 3),
+        "train_model_gflops": round(
+            train_tps * TRAINING_FLOPS_FACTOR * (layer_flops + dense_flops) / 1e9, 3
+        ),
+        "infer_model_gflops": round(infer_tps * (layer_flops + dense_flops) / 1e9, 3),
+        "flops_per_token": {"layer": layer_flops, "output_dense": dense_flops},
+        "timings": {
+            "train_step": train.as_dict(),
+            "infer_batch": infer.as_dict(),
+            "infer_tensor": infer_tensor.as_dict(),
+            "latency_single": latency.as_dict(),
+        },
+    }
 
 
 def add_ratios(rows):
@@ -777,24 +837,23 @@ def main(argv=None):
         if args.tflite_forms != "only":
             log("timing float32 matmul")
             result["matmul_gflops"] = matmul_gflops(frameworks, args)
-            # Frameworks interleave per (layer, config) so that load drifting during a long
-            # run affects all of them alike.
+            # Frameworks are timed interleaved per (layer, config), repeat by repeat, so that
+            # load drifting during a long run affects all of them alike.
             for shape in args.shapes:
                 for layer in args.layer_names:
-                    for framework in frameworks:
-                        log(f"{layer} {shape.name} {framework}")
-                        started = time.perf_counter()
-                        try:
-                            row = measure(framework, layer, shape, args)
-                        except Exception as error:  # one failing framework must not lose the others' rows
-                            traceback.print_exc(file=sys.stderr)
-                            row = {"layer": layer, "config": shape.name, "framework": framework,
-                                   "error": f"{type(error).__name__}: {error}"}
-                        row["wall_seconds"] = round(time.perf_counter() - started, 2)
+                    log(f"{layer} {shape.name}: {', '.join(frameworks)}, interleaved")
+                    started = time.perf_counter()
+                    group = measure_side_by_side(frameworks, layer, shape, args)
+                    seconds = round(time.perf_counter() - started, 2)
+                    for row in group:
+                        # The whole group's time: its frameworks ran interleaved.
+                        row["wall_seconds"] = seconds
                         rows.append(row)
                         if "error" not in row:
-                            log(f"  train {row['train_tokens_per_s']:.0f} tok/s, infer "
+                            log(f"  {row['framework']}: train {row['train_tokens_per_s']:.0f} tok/s, infer "
                                 f"{row['infer_tokens_per_s']:.0f} tok/s, latency {row['latency_ms']:.2f} ms")
+                        else:
+                            log(f"  {row['framework']}: {row['error']}")
             result["summary"] = add_ratios(rows)
             result["rows"] = rows
         if args.tflite_forms != "no" and "lstm" in args.layer_names:

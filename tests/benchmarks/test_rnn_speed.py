@@ -159,3 +159,50 @@ def test_timing_reports_the_median_of_repeats(rnn_speed):
 
     assert len(calls) == 5 and len(timing.seconds) == 3
     assert set(timing.as_dict()) == {"median_ms", "min_ms", "max_ms", "repeats"}
+
+
+def test_side_by_side_times_frameworks_in_turn_and_keeps_the_others_when_one_fails(rnn_speed, monkeypatch):
+    calls, closed = [], []
+
+    class FakeRunner:
+        api = "fake"
+
+        def __init__(self, framework):
+            self.framework = framework
+
+        def _call(self, metric):
+            if self.framework == "keras" and metric == "infer":
+                raise RuntimeError("broken predict")
+            calls.append((self.framework, metric))
+
+        def train(self):
+            self._call("train")
+
+        def infer(self):
+            self._call("infer")
+
+        def infer_tensor(self):
+            self._call("infer_tensor")
+
+        def infer_single(self):
+            self._call("infer_single")
+
+        def close(self):
+            closed.append(self.framework)
+
+    monkeypatch.setattr(rnn_speed, "make_runner", lambda framework, *_: FakeRunner(framework))
+    args = rnn_speed.resolve_args(["--quick", "--frameworks", "nlpkit_loop,keras", "--no-tflite"])
+    shape = rnn_speed.Shape(2, 8, 16, 16)
+
+    rows = rnn_speed.measure_side_by_side(["nlpkit_loop", "keras"], "gru", shape, args)
+
+    assert [row["framework"] for row in rows] == ["nlpkit_loop", "keras"]
+    assert rows[0]["train_tokens_per_s"] > 0 and rows[0]["latency_ms"] > 0
+    assert rows[1] == {"layer": "gru", "config": shape.name, "framework": "keras",
+                       "error": "RuntimeError: broken predict"}
+    # Training ran one repeat of each framework in turn, after each one's warm-up.
+    train_calls = [framework for framework, metric in calls if metric == "train"]
+    warmup = args.warmup
+    assert train_calls[: 2 * warmup] == ["nlpkit_loop"] * warmup + ["keras"] * warmup
+    assert "keras" in train_calls[2 * warmup:] and "nlpkit_loop" in train_calls[2 * warmup:]
+    assert sorted(closed) == ["keras", "nlpkit_loop"]
