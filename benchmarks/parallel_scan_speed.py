@@ -25,8 +25,10 @@ document on stdout; logs go to stderr.
     python benchmarks/parallel_scan_speed.py --layers lstm,mingru --time 300 --match width
     python benchmarks/parallel_scan_speed.py --quick             # tiny shapes, smoke test
 
-Run it on an idle machine for numbers that mean anything; under load (or ``nice``) the
-ratios are noisy, because the layers are timed one after another, not interleaved.
+All models are built and traced first, then timed interleaved: one training step of each
+in turn, ``--repeats`` times, so that drift in the machine's speed reaches every layer
+alike. Run it on an idle machine all the same: under load (or ``nice``) the medians are
+noisy.
 """
 
 import argparse
@@ -92,16 +94,22 @@ def matmul_reference_gflops(tf, size=1024, repeats=10):
     return 2 * size**3 / statistics.median(timings) / 1e9
 
 
-def time_training(model, inputs, targets, repeats):
-    start = time.perf_counter()
-    model.train_on_batch(inputs, targets)  # traces the train step
-    warmup = time.perf_counter() - start
-    timings = []
-    for _ in range(repeats):
+def time_training_interleaved(models, inputs, targets, repeats):
+    """``(warmup_seconds, step_seconds)`` per model: each traces once, then the models take
+    one timed training step each in turn, ``repeats`` times, so that drift in the machine's
+    speed during the run reaches every model alike."""
+    warmups = []
+    for model in models:
         start = time.perf_counter()
-        model.train_on_batch(inputs, targets)
-        timings.append(time.perf_counter() - start)
-    return warmup, timings
+        model.train_on_batch(inputs, targets)  # traces the train step
+        warmups.append(time.perf_counter() - start)
+    timings = [[] for _ in models]
+    for _ in range(repeats):
+        for index, model in enumerate(models):
+            start = time.perf_counter()
+            model.train_on_batch(inputs, targets)
+            timings[index].append(time.perf_counter() - start)
+    return list(zip(warmups, timings))
 
 
 def run(args):
@@ -127,7 +135,7 @@ def run(args):
     inputs = rng.integers(0, args.vocabulary, (args.batch, args.time)).astype("int32")
     targets = rng.integers(0, args.vocabulary, (args.batch, args.time)).astype("int32")
     runs = [("lstm", "reference")] + [(kind, match) for kind in kinds if kind != "lstm" for match in matches]
-    rows = []
+    built = []
     for kind, match in runs:
         kind_options = options.get(kind, {})
         units = args.lstm_units if match in ("reference", "width") else matched_units(
@@ -135,9 +143,13 @@ def run(args):
         )
         model = build_model(kind, units, args.vocabulary, args.embedding_dim, kind_options)
         model.build((None, None))
+        built.append((kind, match, units, kind_options, model))
+    log(f"timing {args.repeats} steps of {args.batch}x{args.time} tokens per model, interleaved: "
+        + ", ".join(f"{kind} ({match}, {units} units)" for kind, match, units, _, _ in built))
+    measured = time_training_interleaved([entry[-1] for entry in built], inputs, targets, args.repeats)
+    rows = []
+    for (kind, match, units, kind_options, model), (warmup, timings) in zip(built, measured):
         recurrent, output = model.layers[1], model.layers[2]
-        log(f"{kind} ({match}): units={units}, timing {args.repeats} steps of {args.batch}x{args.time} tokens")
-        warmup, timings = time_training(model, inputs, targets, args.repeats)
         median = statistics.median(timings)
         tokens_per_s = args.batch * args.time / median
         layer_parameters_count = int(sum(int(w.numpy().size) for w in recurrent.trainable_weights))
@@ -155,8 +167,8 @@ def run(args):
             "step_seconds": timings,
             "warmup_seconds": warmup,
         })
-        log(f"  {tokens_per_s:.0f} tokens/s (median of {timings})")
-        del model
+        log(f"  {kind} ({match}): {tokens_per_s:.0f} tokens/s (median of {timings})")
+    del built
     lstm_speed = rows[0]["train_tokens_per_s"]
     for row in rows:
         row["train_vs_lstm"] = row["train_tokens_per_s"] / lstm_speed

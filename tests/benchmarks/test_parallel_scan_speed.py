@@ -54,3 +54,20 @@ def test_matched_units_is_closest_and_layers_are_validated(speed):
         speed.run(speed.parse_args(["--layers", "mingru"]))
     with pytest.raises(SystemExit, match="Received: 'depth'"):
         speed.run(speed.parse_args(["--quick", "--match", "depth"]))
+
+
+def test_models_trace_first_then_take_their_timed_steps_in_turn(speed):
+    steps = []
+
+    class FakeModel:
+        def __init__(self, name):
+            self.name = name
+
+        def train_on_batch(self, inputs, targets):
+            steps.append(self.name)
+
+    measured = speed.time_training_interleaved([FakeModel("a"), FakeModel("b")], None, None, repeats=3)
+
+    assert steps == ["a", "b"] + ["a", "b"] * 3
+    assert [len(timings) for _, timings in measured] == [3, 3]
+    assert all(warmup >= 0 for warmup, _ in measured)
