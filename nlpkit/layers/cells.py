@@ -9,8 +9,8 @@ computation in the pieces nlpkit's layers need to run a fast loop:
 - ``make_step(recurrent_dropout_mask, compiled)``: the recurrent part of one step as a
   function ``(projected_t, states) -> new_states``, with every weight read *before* it is
   returned so that a loop calling it never reads a variable (see
-  `nlpkit.layers.recurrent.read_weight`); a step for a loop that XLA compiles computes its
-  sigmoid gates through ``tanh`` (`nlpkit.layers.tanh_gates`);
+  `nlpkit.layers.recurrent.read_weight`); an LSTM step for a loop that XLA compiles computes
+  its sigmoid gates through ``tanh`` (`nlpkit.layers.tanh_gates`);
 - ``fast_cell()``: what `nlpkit.layers.fast_backward` needs for its hand-written backward
   pass, or None when the configuration has none.
 
@@ -36,7 +36,7 @@ from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 from keras.src import backend as keras_backend
 
 from nlpkit.layers.recurrent import read_weight
-from nlpkit.layers.tanh_gates import lstm_gate_activations, sigmoid_via_tanh
+from nlpkit.layers.tanh_gates import lstm_gate_activations
 
 # The epsilon of `keras.layers.LayerNormalization`; it keeps an all-equal projection (e.g.
 # zero inputs with no bias) finite.
@@ -199,18 +199,11 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         Args:
             recurrent_dropout_mask: optional ``(batch, units)`` multiplier on the hidden
                 state before the recurrent matmul.
-            compiled: bool, default False. The step runs in a loop that XLA compiles:
-                default sigmoid gates are computed through ``tanh``, which XLA runs
+            compiled: bool, default False. The step runs in a loop that XLA compiles: the
+                LSTM then computes its default gates through one ``tanh``, which XLA runs
                 faster on a CPU (`nlpkit.layers.tanh_gates`).
         """
         raise NotImplementedError
-
-    def gate_activation(self, compiled):
-        """The gate activation a step uses: sigmoid through ``tanh`` in compiled loops."""
-        gate = getattr(self, "recurrent_activation", keras.activations.sigmoid)
-        if compiled and gate is keras.activations.sigmoid:
-            return sigmoid_via_tanh
-        return gate
 
     def uses_default_activations(self):
         """Whether the activations are the ones the hand-written backward pass knows."""
@@ -462,7 +455,7 @@ class GRUCell(RecurrentCell):
         if self.use_bias and self.reset_after:
             recurrent_bias = read_weight(self.bias[1])
         norm = self.read_norm("recurrent")
-        activation, gate = self.activation, self.gate_activation(compiled)
+        activation, gate = self.activation, self.recurrent_activation
         if self.reset_after:
 
             def step(x_t, states):

@@ -15,8 +15,6 @@ Only the default activations are written out by hand: ``tanh`` for the candidate
 
 import tensorflow as tf
 
-from nlpkit.layers.tanh_gates import lstm_gate_activations, sigmoid_via_tanh
-
 # Per-cell width of the projected inputs in units of ``units``.
 GATES = {"lstm": 4, "gru": 3, "gru_reset_before": 3, "simple_rnn": 1}
 
@@ -41,23 +39,14 @@ def _flat(tensor):
     return tf.reshape(tensor, [-1, tf.shape(tensor)[-1]])
 
 
-def _forward_step(cell, x_t, h, c, recurrent_kernel, recurrent_bias, dropout_mask, units, compiled):
-    """One step; returns ``(new_h, new_c, saved)`` where ``saved`` is what backward reads.
-
-    ``compiled``: XLA compiles the loop, so sigmoids go through ``tanh``
-    (`nlpkit.layers.tanh_gates`).
-    """
+def _forward_step(cell, x_t, h, c, recurrent_kernel, recurrent_bias, dropout_mask, units):
+    """One step; returns ``(new_h, new_c, saved)`` where ``saved`` is what backward reads."""
     h_in = h if dropout_mask is None else h * dropout_mask
-    sigmoid = sigmoid_via_tanh if compiled else tf.sigmoid
     if cell == "lstm":
         # Splits instead of slices, and the GRU gates in one sigmoid: the loop's cost on a
         # CPU is largely the number of ops per step.
-        pre_activations = x_t + tf.matmul(h_in, recurrent_kernel)
-        if compiled:
-            i, f, g, o = lstm_gate_activations(pre_activations)
-        else:
-            i, f, g, o = tf.split(pre_activations, 4, axis=1)
-            i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+        i, f, g, o = tf.split(x_t + tf.matmul(h_in, recurrent_kernel), 4, axis=1)
+        i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
         new_c = f * c + i * g
         return o * tf.tanh(new_c), new_c, tf.concat([i, f, g, o], axis=1)
     if cell == "gru":
@@ -66,14 +55,14 @@ def _forward_step(cell, x_t, h, c, recurrent_kernel, recurrent_bias, dropout_mas
             rec = rec + recurrent_bias
         x_zr, x_h = tf.split(x_t, [2 * units, units], axis=1)
         rec_zr, rec_h = tf.split(rec, [2 * units, units], axis=1)
-        zr = sigmoid(x_zr + rec_zr)
+        zr = tf.sigmoid(x_zr + rec_zr)
         z, r = tf.split(zr, 2, axis=1)
         n = tf.tanh(x_h + r * rec_h)
         return z * h + (1.0 - z) * n, None, tf.concat([zr, n, rec_h], axis=1)
     if cell == "gru_reset_before":
         rec = tf.matmul(h_in, recurrent_kernel[:, : 2 * units])
-        z = sigmoid(x_t[:, :units] + rec[:, :units])
-        r = sigmoid(x_t[:, units : 2 * units] + rec[:, units:])
+        z = tf.sigmoid(x_t[:, :units] + rec[:, :units])
+        r = tf.sigmoid(x_t[:, units : 2 * units] + rec[:, units:])
         n = tf.tanh(x_t[:, 2 * units :] + tf.matmul(r * h_in, recurrent_kernel[:, 2 * units :]))
         return z * h + (1.0 - z) * n, None, tf.concat([z, r, n], axis=1)
     # The SimpleRNN's output is its only activation, and the state sequence holds it.
@@ -92,7 +81,6 @@ def fast_recurrence(
     go_backwards=False,
     return_sequences=False,
     zero_output_for_mask=False,
-    compiled=False,
 ):
     """Same contract as `nlpkit.layers.recurrent.run_recurrence`, with a custom gradient.
 
@@ -109,8 +97,6 @@ def fast_recurrence(
         recurrent_dropout_mask: optional ``(batch, units)`` multiplier on the hidden state
             fed to the recurrent matmul; treated as a constant.
         go_backwards / return_sequences / zero_output_for_mask: as in ``run_recurrence``.
-        compiled: bool, default False. XLA compiles the loop: sigmoid gates are computed
-            through ``tanh``, faster there (`nlpkit.layers.tanh_gates`).
 
     Returns:
         ``(last_output, outputs_or_None, final_states)``.
@@ -152,7 +138,7 @@ def fast_recurrence(
 
         def body(t, h, c, h_seq, c_seq, gate_seq):
             new_h, new_c, saved = _forward_step(
-                cell, steps[t], h, c, kernel, bias, recurrent_dropout_mask, units, compiled
+                cell, steps[t], h, c, kernel, bias, recurrent_dropout_mask, units
             )
             if steps_mask is not None:
                 keep = steps_mask[t]

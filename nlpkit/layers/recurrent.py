@@ -601,8 +601,9 @@ class RecurrentLayer(RecurrentLayerBase):
     def _time_loop(self, projected, states, mask, recurrent_mask, training, compiled=False):
         """``(last, sequence, final_states)``: the cell run over the projected inputs.
 
-        ``compiled`` says that XLA compiles this loop, which then computes sigmoid gates
-        through ``tanh`` (`nlpkit.layers.tanh_gates`).
+        ``compiled`` says that XLA compiles this loop: the inference loop then reads the
+        projection in place and the LSTM computes its gates through one ``tanh``
+        (`nlpkit.layers.tanh_gates`; the training loop measured the same either way).
         """
         cell = self.cell
         options = dict(
@@ -626,7 +627,6 @@ class RecurrentLayer(RecurrentLayerBase):
                 recurrent_kernel,
                 recurrent_bias,
                 recurrent_dropout_mask=recurrent_mask,
-                compiled=compiled,
                 **options,
             )
         return run_recurrence(
