@@ -100,26 +100,32 @@ def hillis_steele_scan(combine, elements, identity, axis_length=None, static_sha
     return tuple(result[1:])
 
 
-def _chunk_scan(combine, elements, length):
+def _chunk_scan(combine, elements, length, reverse=False):
     """Inclusive scan over axis 2 of static ``length``: one combine per step, unrolled.
 
     The chunk axis is static, so the loop unrolls at trace time (no ``tf.cond`` or
-    ``WHILE``); every step works on all chunks of all sequences at once.
+    ``WHILE``); every step works on all chunks of all sequences at once. ``reverse``
+    scans from the last index to the first.
     """
-    steps = [tuple(value[:, :, index] for value in elements) for index in range(length)]
+    order = range(length - 1, -1, -1) if reverse else range(length)
+    steps = [tuple(value[:, :, index] for value in elements) for index in order]
     running, results = steps[0], [steps[0]]
     for current in steps[1:]:
         running = combine(running, current)
         results.append(running)
+    if reverse:
+        results.reverse()
     return tuple(
         tf.stack([result[part] for result in results], axis=2) for part in range(len(elements))
     )
 
 
-def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK, static_shapes=False):
+def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK, static_shapes=False, reverse=False):
     """Inclusive scan over axis 1 (time) of ``(batch, time, ...)`` tensors, any length.
 
-    See the module docstring for the three stages and why.
+    See the module docstring for the three stages and why. With ``reverse`` the scan runs
+    from the last step to the first (step ``t`` combines the steps after it, the later
+    one first), without reversing the tensors themselves: only the small chunk totals are.
 
     Args:
         combine: associative ``(earlier, later) -> combined`` on tuples of tensors.
@@ -128,6 +134,7 @@ def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK, static_shapes
         chunk: int, default 32. Steps per chunk.
         static_shapes: bool, default False. Keep every shape fixed (for XLA); see
             `hillis_steele_scan`.
+        reverse: bool, default False. Scan from the last step to the first.
 
     Returns:
         The tuple of scanned tensors, shaped like ``elements``.
@@ -150,14 +157,20 @@ def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK, static_shapes
         )
         for value, fill in zip(elements, identity)
     )
-    local = _chunk_scan(combine, blocks, chunk)
-    totals = tuple(value[:, :, -1] for value in local)
+    local = _chunk_scan(combine, blocks, chunk, reverse)
+    # Padded steps at the end come first in a reverse scan; as identities they change nothing.
+    totals = tuple(value[:, :, 0 if reverse else -1] for value in local)
+    if reverse:
+        totals = tuple(tf.reverse(value, [1]) for value in totals)
     totals = hillis_steele_scan(combine, totals, identity, axis_length=chunks, static_shapes=static_shapes)
-    # What every chunk starts from: everything before it (the identity for the first one).
+    # What every chunk starts from: everything before it in scan order (the identity for
+    # the first one).
     carry = tuple(
-        tf.expand_dims(_shift_right(value, 1, fill, chunks, len(trailing) + 2), 2)
-        for value, fill in zip(totals, identity)
+        _shift_right(value, 1, fill, chunks, len(trailing) + 2) for value, fill in zip(totals, identity)
     )
+    if reverse:
+        carry = tuple(tf.reverse(value, [1]) for value in carry)
+    carry = tuple(tf.expand_dims(value, 2) for value in carry)
     carry = tuple(
         tf.broadcast_to(value, tf.shape(block)) for value, block in zip(carry, local)
     )
@@ -185,7 +198,7 @@ def linear_recurrence(a, b, chunk=DEFAULT_CHUNK, static_shapes=False):
     The forward pass is `chunked_scan`. Differentiating through it makes TensorFlow keep
     and reverse every unrolled combine and the Hillis-Steele loop; the gradient has a
     closed form instead: ``g_t = dL/dh_t + a_{t+1} g_{t+1}`` is the same recurrence run
-    backwards in time (one more scan), then ``dL/db_t = g_t`` and
+    backwards in time (one more scan, in reverse: ``chunked_scan(..., reverse=True)``), then ``dL/db_t = g_t`` and
     ``dL/da_t = g_t h_{t-1}``. Stable for ``0 <= a <= 1`` (products of ``a`` only shrink),
     which covers MinGRU, MinLSTM and Mamba; ``a = 0`` (a full reset) is fine.
 
@@ -211,14 +224,9 @@ def linear_recurrence(a, b, chunk=DEFAULT_CHUNK, static_shapes=False):
 
         def gradient(dh):
             following = _shift_in_time(a, -1, 0.0)  # a_{t+1}; nothing follows the last step
-            backwards = chunked_scan(
-                combine_linear,
-                (tf.reverse(following, [1]), tf.reverse(dh, [1])),
-                (1.0, 0.0),
-                chunk,
-                static_shapes,
+            g = chunked_scan(
+                combine_linear, (following, dh), (1.0, 0.0), chunk, static_shapes, reverse=True
             )[1]
-            g = tf.reverse(backwards, [1])
             return g * _shift_in_time(h, 1, 0.0), g
 
         return h, gradient

@@ -57,6 +57,25 @@ def test_static_shape_scan_compiles_with_xla_and_matches_the_loop(length):
             tf.function(lambda a, b: linear_scan(a, b, chunk=8), jit_compile=True)(a, b)
 
 
+@pytest.mark.parametrize("static_shapes", [False, True])
+@pytest.mark.parametrize("length", [1, 7, 8, 9, 65, 300])
+def test_reverse_scan_runs_the_recurrence_from_the_last_step(length, static_shapes):
+    # h_t = a_t h_{t+1} + b_t, from h_{T+1} = 0: the loop over the flipped sequence, flipped back.
+    rng = np.random.default_rng(length)
+    a = rng.uniform(0.0, 1.0, (2, length, 3)).astype(np.float32)
+    b = rng.normal(size=(2, length, 3)).astype(np.float32)
+    scan = tf.function(
+        lambda a, b: chunked_scan(
+            combine_linear, (a, b), (1.0, 0.0), 8, static_shapes=static_shapes, reverse=True
+        ),
+        jit_compile=static_shapes,
+    )
+    cumulative, h = scan(a, b)
+    np.testing.assert_allclose(h.numpy(), loop(a[:, ::-1], b[:, ::-1])[:, ::-1], rtol=0, atol=1e-5)
+    expected_cumulative = np.cumprod(a[:, ::-1], axis=1)[:, ::-1]
+    np.testing.assert_allclose(cumulative.numpy(), expected_cumulative, rtol=1e-5, atol=1e-7)
+
+
 SCANS = {
     "linear_scan": lambda a, b: linear_scan(a, b, chunk=8)[1],
     "linear_recurrence": lambda a, b: linear_recurrence(a, b, chunk=8),  # hand-written backward
