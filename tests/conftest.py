@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.file_order import DurationRecorder, longest_files_first, read_record
+
 # TensorFlow reads this when it is first imported; it keeps C++ info logs out of test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -158,3 +160,27 @@ def ner_test_sentences():
     from nlpkit.samples import sample_path
 
     return read_conll(sample_path("ner_test.txt"))
+
+
+# Longest test files first (see tests/file_order.py). To re-record the seconds per file,
+# run the whole suite with NLPKIT_RECORD_TEST_DURATIONS=tests/file_durations.json make test
+# (the variable names the file to write).
+FILE_DURATIONS = Path(__file__).with_name("file_durations.json")
+RECORD_PATH = os.environ.get("NLPKIT_RECORD_TEST_DURATIONS", "")
+_recorder = DurationRecorder()
+
+
+def pytest_collection_modifyitems(config, items):
+    longest_files_first(items, read_record(FILE_DURATIONS))
+
+
+def pytest_runtest_logreport(report):
+    # Under pytest-xdist the controller receives every worker's reports here too.
+    if RECORD_PATH:
+        _recorder.add(report.nodeid, report.duration)
+
+
+def pytest_sessionfinish(session):
+    is_worker = hasattr(session.config, "workerinput")
+    if RECORD_PATH and not is_worker and session.testscollected:
+        _recorder.write(Path(RECORD_PATH))
