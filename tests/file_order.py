@@ -16,7 +16,7 @@ collection order; a stale record only makes the order less good, never a test wr
 import collections
 import json
 
-# The file part of a pytest node id: "tests/layers/test_crf.py::test_x[1]" -> "tests/layers/test_crf.py".
+# Between the file and the test in a pytest node id: "tests/layers/test_crf.py::test_x[1]".
 _SEPARATOR = "::"
 
 

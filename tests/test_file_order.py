@@ -48,7 +48,10 @@ def test_file_of_keeps_the_path_and_drops_the_test_and_its_parameters():
 def test_recorder_sums_every_phase_per_file_and_round_trips(tmp_path):
     recorder = DurationRecorder()
     for nodeid, seconds in [
-        ("tests/b.py::one", 1.25), ("tests/b.py::one", 0.5), ("tests/a.py::one[1]", 2.0), ("tests/b.py::two", 0.3),
+        ("tests/b.py::one", 1.25),
+        ("tests/b.py::one", 0.5),
+        ("tests/a.py::one[1]", 2.0),
+        ("tests/b.py::two", 0.3),
     ]:
         recorder.add(nodeid, seconds)
     path = tmp_path / "durations.json"

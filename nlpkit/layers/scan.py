@@ -120,7 +120,9 @@ def _chunk_scan(combine, elements, length, reverse=False):
     )
 
 
-def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK, static_shapes=False, reverse=False):
+def chunked_scan(
+    combine, elements, identity, chunk=DEFAULT_CHUNK, static_shapes=False, reverse=False
+):
     """Inclusive scan over axis 1 (time) of ``(batch, time, ...)`` tensors, any length.
 
     See the module docstring for the three stages and why. With ``reverse`` the scan runs
@@ -166,7 +168,8 @@ def chunked_scan(combine, elements, identity, chunk=DEFAULT_CHUNK, static_shapes
     # What every chunk starts from: everything before it in scan order (the identity for
     # the first one).
     carry = tuple(
-        _shift_right(value, 1, fill, chunks, len(trailing) + 2) for value, fill in zip(totals, identity)
+        _shift_right(value, 1, fill, chunks, len(trailing) + 2)
+        for value, fill in zip(totals, identity)
     )
     if reverse:
         carry = tuple(tf.reverse(value, [1]) for value in carry)
@@ -198,8 +201,8 @@ def linear_recurrence(a, b, chunk=DEFAULT_CHUNK, static_shapes=False):
     The forward pass is `chunked_scan`. Differentiating through it makes TensorFlow keep
     and reverse every unrolled combine and the Hillis-Steele loop; the gradient has a
     closed form instead: ``g_t = dL/dh_t + a_{t+1} g_{t+1}`` is the same recurrence run
-    backwards in time (one more scan, in reverse: ``chunked_scan(..., reverse=True)``), then ``dL/db_t = g_t`` and
-    ``dL/da_t = g_t h_{t-1}``. Stable for ``0 <= a <= 1`` (products of ``a`` only shrink),
+    backwards in time (one more scan, ``chunked_scan(..., reverse=True)``), then
+    ``dL/db_t = g_t`` and ``dL/da_t = g_t h_{t-1}``. Stable for ``0 <= a <= 1`` (products of ``a`` only shrink),
     which covers MinGRU, MinLSTM and Mamba; ``a = 0`` (a full reset) is fine.
 
     Args:
