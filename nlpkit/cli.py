@@ -47,6 +47,9 @@ def build_parser():
     evaluate.add_argument("--label-column", default="label")
     evaluate.add_argument("--token-column", type=int, default=0, help="a tagger's CoNLL token column")
     evaluate.add_argument("--tag-column", type=int, default=-1, help="a tagger's CoNLL tag column (-1: last)")
+    evaluate.add_argument("--passage-tokens", type=int, default=None,
+                          help="a tagger reads consecutive sentences of a document joined up to N tokens "
+                               "(default: as the bundle was trained; 0: sentence by sentence)")
     evaluate.add_argument("--format", choices=("tflite", "keras", "saved_model"), default="tflite")
     evaluate.add_argument("--int8", action="store_true", help="use model.int8.tflite")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -112,7 +115,7 @@ def run_evaluate(args):
 
 def _evaluate_tagger(args):
     """conlleval span F1 (overall and per type) of a tagger bundle on tagged sentences."""
-    from nlpkit.data import load, read_conll
+    from nlpkit.data import load, read_conll, tag_by_passages
     from nlpkit.manifest import read_manifest
     from nlpkit.metrics import format_span_report
     from nlpkit.metrics.entity_spans import span_f1
@@ -125,7 +128,13 @@ def _evaluate_tagger(args):
     else:
         rows = load(args.dataset, args.split, tag_scheme=scheme)
     predictor = load_predictor(args.bundle, format=args.format, precision="int8" if args.int8 else "float32")
-    predicted = [p.tags for p in predictor.predict_tokens([row.tokens for row in rows])]
+    # A tagger trained on passages (--passage-tokens of the recipe) is scored on passages too.
+    passage_tokens = args.passage_tokens
+    if passage_tokens is None:
+        passage_tokens = manifest.get("config", {}).get("passage_tokens", 0)
+    predicted = tag_by_passages(
+        rows, passage_tokens, lambda token_lists: [p.tags for p in predictor.predict_tokens(token_lists)]
+    )
     report = span_f1([row.tags for row in rows], predicted, scheme=scheme)
     print(json.dumps(report, indent=2) if args.json else format_span_report(report))
     return 0

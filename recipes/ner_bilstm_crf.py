@@ -50,6 +50,10 @@ class Config:
     max_train_sentences: int = dataclasses.field(
         default=0, metadata={"help": "use only the first N training sentences (0: all); for quick runs"}
     )
+    passage_tokens: int = dataclasses.field(
+        default=0, metadata={"help": "train and tag passages: consecutive sentences of a document joined up to "
+                                     "N tokens, so each sentence is read with its neighbours (0: sentence by sentence)"}
+    )
     # Tokens.
     lowercase: bool = dataclasses.field(default=True, metadata={"help": "lowercase words (casing features keep the case)"})
     zero_digits: bool = dataclasses.field(default=True, metadata={"help": "map digits 1-9 to 0 in words"})
@@ -80,6 +84,10 @@ class Config:
     recurrent_dropout: float = 0.0
     char_dropout: float = 0.0
     word_dropout: float = dataclasses.field(default=0.05, metadata={"help": "probability of replacing a word by <unk>"})
+    singleton_dropout: float = dataclasses.field(
+        default=0.0, metadata={"help": "probability of replacing a word seen once in training by <unk>, instead of "
+                                       "--word-dropout (Lample et al. 2016 use 0.5)"}
+    )
     ensemble_size: int = dataclasses.field(
         default=1, metadata={"help": "encoders (each with its own CRF) trained side by side over one word embedding; "
                                      "the tagger decodes their mean scores"}
@@ -90,6 +98,10 @@ class Config:
     optimizer: str = dataclasses.field(default="nadam", metadata={"help": "nadam, adam or sgd"})
     learning_rate: float = 2e-3
     clipnorm: float = dataclasses.field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
+    ema_momentum: float = dataclasses.field(
+        default=0.0, metadata={"help": "keep an exponential moving average of the weights with this momentum "
+                                       "(e.g. 0.99); validation, model selection and export use it (0: off)"}
+    )
     patience: int = dataclasses.field(default=4, metadata={"help": "epochs without a better valid span F1"})
     lr_decay_patience: int = dataclasses.field(
         default=2, metadata={"help": "multiply the learning rate by --lr-decay-factor after N epochs without a better valid span F1 (0: never)"}
@@ -198,6 +210,20 @@ def build_tokenizer(config, sentences, extra_words=()):
     return PythonTaggingTokenizer(vocabulary, normalizer, characters, max_word_length=config.max_word_length)
 
 
+def first_singleton_id(vocabulary, sentences, normalizer):
+    """The first word id of the words seen once in ``sentences`` (0 if there are none).
+
+    ``vocabulary`` is ordered by training frequency (`build_tokenizer`), so every id from this
+    one to the end of the training words is a singleton; words appended after them (with
+    pretrained vectors only) never occur in training.
+    """
+    import collections
+
+    counts = collections.Counter(normalizer.normalize(token) for sentence in sentences for token in sentence.tokens)
+    ids = [vocabulary.lookup(word) for word, count in counts.items() if count == 1]
+    return min((i for i in ids if i != vocabulary.unk_id), default=0)
+
+
 def word_vectors(config):
     """``(words, vectors)`` from ``--embeddings-file`` or learned from ``--pretrain-datasets``.
 
@@ -284,13 +310,17 @@ def make_optimizer(config):
     options = {"learning_rate": config.learning_rate}
     if config.clipnorm > 0:
         options["global_clipnorm"] = config.clipnorm
+    if not 0.0 <= config.ema_momentum < 1.0:
+        raise ValueError(f"--ema-momentum must be in [0, 1), got {config.ema_momentum}")
+    if config.ema_momentum > 0:
+        options.update(use_ema=True, ema_momentum=config.ema_momentum)
     optimizers = {"nadam": keras.optimizers.Nadam, "adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     if config.optimizer not in optimizers:
         raise ValueError(f"--optimizer must be one of {sorted(optimizers)}, got {config.optimizer!r}")
     return optimizers[config.optimizer](**options)
 
 
-def build_model(config, tokenizer, tags, data_scheme):
+def build_model(config, tokenizer, tags, data_scheme, rare_word_start=0):
     """The SequenceTagger this recipe trains, built and compiled for ``model.fit``.
 
     Args:
@@ -298,6 +328,8 @@ def build_model(config, tokenizer, tags, data_scheme):
         tokenizer: the `nlpkit.text.PythonTaggingTokenizer` (vocabulary sizes, character classes).
         tags: list of str, the model's tag vocabulary in ``config.tag_scheme``.
         data_scheme: str, the scheme of the data (the model's output scheme).
+        rare_word_start: int, the first word id that ``--singleton-dropout`` applies to
+            (`first_singleton_id`); 0: none.
     """
     from nlpkit.layers import character_classes
     from nlpkit.metrics import SpanF1
@@ -324,6 +356,8 @@ def build_model(config, tokenizer, tags, data_scheme):
         char_dropout=config.char_dropout,
         word_dropout=config.word_dropout,
         unknown_id=tokenizer.vocabulary.unk_id,
+        rare_word_start=rare_word_start if config.singleton_dropout else 0,
+        rare_word_dropout=config.singleton_dropout,
         head=config.head,
         trainable_embeddings=not config.freeze_embeddings,
         ensemble_size=config.ensemble_size,
@@ -333,16 +367,37 @@ def build_model(config, tokenizer, tags, data_scheme):
     return model
 
 
-def evaluate(model, tokenizer, sentences, scheme, batch_size=64):
-    """conlleval span F1 report (overall and per type) of ``model`` on ``sentences``."""
+def passages(sentences, passage_tokens):
+    """The sequences the model reads: ``sentences`` joined into passages of up to ``passage_tokens``
+    tokens (see `nlpkit.data.passage_groups`), or the sentences themselves when it is 0."""
+    from nlpkit.data import join_passages, passage_groups
+
+    if passage_tokens <= 0:
+        return list(sentences)
+    return join_passages(sentences, passage_groups(sentences, passage_tokens))
+
+
+def predict_sentence_tags(model, tokenizer, sentences, passage_tokens, batch_size=64):
+    """Predicted tags per sentence; with ``passage_tokens`` the model reads passages, whose tags
+    are split back into their sentences."""
+    from nlpkit.data import tag_by_passages
+
+    return tag_by_passages(
+        sentences, passage_tokens, lambda token_lists: model.predict_tags(token_lists, tokenizer, batch_size)
+    )
+
+
+def evaluate(model, tokenizer, sentences, scheme, passage_tokens=0, batch_size=64):
+    """conlleval span F1 report (overall and per type) of ``model`` on ``sentences``, each read in
+    its passage when ``passage_tokens`` is set."""
     from nlpkit.metrics.entity_spans import span_f1
 
-    predicted = model.predict_tags([sentence.tokens for sentence in sentences], tokenizer, batch_size=batch_size)
+    predicted = predict_sentence_tags(model, tokenizer, sentences, passage_tokens, batch_size)
     return span_f1([sentence.tags for sentence in sentences], predicted, scheme=scheme)
 
 
 def parity_sentences(rows, limit, long_length=500):
-    """Token lists for the export parity check: ``limit`` sentences, an empty one, a long one."""
+    """Token lists for the export parity check: ``limit`` sequences, an empty one, a long one."""
     token_lists = [list(row.tokens) for row in rows[:limit]]
     long = [token for row in rows for token in row.tokens][:long_length]
     return token_lists + [[], long]
@@ -383,7 +438,7 @@ def train(config):
     from nlpkit.text.embeddings import embedding_matrix
     from nlpkit.text.tag_schemes import scheme_tags
     from nlpkit.distribute import setup_training
-    from nlpkit.training import standard_callbacks, time_budget_callback
+    from nlpkit.training import ResumableBackup, standard_callbacks, time_budget_callback
 
     setup = setup_training(strategy=config.strategy, mixed_precision=config.mixed_precision, seed=config.seed,
                            deterministic=config.deterministic, batch_size=config.batch_size)
@@ -400,7 +455,8 @@ def train(config):
           f"words {len(tokenizer.vocabulary)}  characters {len(tokenizer.char_vocabulary)}  "
           f"data scheme {data_scheme}  model tags {tags}")
 
-    model = setup.build(build_model, config, tokenizer, tags, data_scheme)
+    rare_word_start = first_singleton_id(tokenizer.vocabulary, splits["train"], tokenizer.normalizer)
+    model = setup.build(build_model, config, tokenizer, tags, data_scheme, rare_word_start)
     if pretrained_vectors is not None:
         matrix, coverage = embedding_matrix(tokenizer.vocabulary, pretrained_words, pretrained_vectors, seed=config.seed)
         model.set_embeddings(matrix)
@@ -415,6 +471,12 @@ def train(config):
     work_dir = output_dir.with_name(output_dir.name + ".work")
     callbacks = standard_callbacks(work_dir, monitor="val_span_f1", mode="max", patience=config.patience,
                                    backup_steps=config.backup_steps)
+    if config.ema_momentum > 0:
+        # Validation, early stopping and the best-model checkpoint see the averaged weights
+        # (swapped in at each epoch's end, out at the next epoch's start); it goes after the
+        # crash backup, which thus saves the raw weights and the average as they are in training.
+        backup = next(index for index, callback in enumerate(callbacks) if isinstance(callback, ResumableBackup))
+        callbacks.insert(backup + 1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     timer = epoch_timer()
     callbacks.append(timer)
     if config.max_minutes > 0:
@@ -427,8 +489,8 @@ def train(config):
             )
         )
     history = model.fit(
-        dataset(splits["train"], shuffle=True),
-        validation_data=dataset(valid_rows, shuffle=False),
+        dataset(passages(splits["train"], config.passage_tokens), shuffle=True),
+        validation_data=dataset(passages(valid_rows, config.passage_tokens), shuffle=False),
         epochs=config.epochs,
         shuffle=False,  # the tf.data pipeline shuffles; Keras cannot shuffle a dataset
         callbacks=callbacks,
@@ -448,7 +510,7 @@ def train(config):
     }
     for split in ("valid", "test"):
         if splits[split]:
-            report = evaluate(model, tokenizer, splits[split], data_scheme)
+            report = evaluate(model, tokenizer, splits[split], data_scheme, config.passage_tokens)
             metrics[split] = report
             print(f"\n== {split} ({data_scheme}, conlleval) ==\n{format_span_report(report)}")
 
@@ -467,7 +529,8 @@ def train(config):
             "output_scheme": model.output_scheme,
         },
     )
-    parity = tagger_parity(bundle, parity_sentences(splits["test"] or valid_rows, config.parity_sentences))
+    parity_rows = passages(splits["test"] or valid_rows, config.passage_tokens)
+    parity = tagger_parity(bundle, parity_sentences(parity_rows, config.parity_sentences))
     update_manifest(bundle, parity=parity)
     print(f"\nparity {json.dumps(parity)}")
     print(f"bundle written to {bundle}")

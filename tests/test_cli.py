@@ -363,6 +363,31 @@ def test_evaluate_a_tagger_on_a_conll_file_matches_the_recipe(ner_bundle, capsys
     assert "processed 851 tokens with 124 entities" in out and "overall" in out
 
 
+def test_evaluate_a_tagger_on_passages_as_it_was_trained(ner_bundle_copy, capsys):
+    from nlpkit.data import read_conll, tag_by_passages
+    from nlpkit.export import update_manifest
+    from nlpkit.lite import SequenceTaggerPredictor
+    from nlpkit.metrics.entity_spans import span_f1
+
+    data = sample_path("ner_test.txt")
+    rows = read_conll(data)
+    predictor = SequenceTaggerPredictor(ner_bundle_copy)
+    expected = span_f1(
+        [row.tags for row in rows], tag_by_passages(rows, 40, lambda lists: [predictor.tag_tokens(t) for t in lists]),
+        scheme="BIO",
+    )
+
+    def report(*flags):
+        assert cli.main(["evaluate", str(ner_bundle_copy), "--data", str(data), "--json", *flags]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    assert report("--passage-tokens", "40") == expected
+    config = read_manifest(ner_bundle_copy)["config"]
+    update_manifest(ner_bundle_copy, config={**config, "passage_tokens": 40})
+    assert report() == expected  # the bundle's training setting is the default
+    assert report("--passage-tokens", "0") == read_manifest(ner_bundle_copy)["metrics"]["test"]
+
+
 def test_evaluate_a_tagger_on_other_columns_and_bad_files(ner_bundle, tmp_path, capsys):
     data = tmp_path / "four.conll"
     data.write_text("Maria NNP B-NP B-PER\nKeller NNP I-NP I-PER\nflew VBD B-VP O\n", encoding="utf-8")

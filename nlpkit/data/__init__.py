@@ -13,6 +13,7 @@ from nlpkit.data.datasets import (
     register,
     unregister,
 )
+from nlpkit.data.passages import join_passages, passage_groups, split_passages, tag_by_passages
 from nlpkit.data.readers import (
     LabelledText,
     ParallelPair,

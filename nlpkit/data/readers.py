@@ -60,15 +60,19 @@ class TaggedSentence(NamedTuple):
     Args:
         tokens (list[str]): the tokens of the sentence, never empty.
         tags (list[str]): one tag per token, same length as ``tokens``.
+        document (int): index of the document the sentence belongs to in its file (documents
+            are separated by ``-DOCSTART-`` lines in CoNLL files; 0 for a file without them).
+            Equal sentences of different documents compare unequal.
 
     Example:
         >>> s = TaggedSentence(["EU", "rejects"], ["B-ORG", "O"])
-        >>> list(zip(s.tokens, s.tags))
-        [('EU', 'B-ORG'), ('rejects', 'O')]
+        >>> list(zip(s.tokens, s.tags)), s.document
+        ([('EU', 'B-ORG'), ('rejects', 'O')], 0)
     """
 
     tokens: list[str]
     tags: list[str]
+    document: int = 0
 
 
 class ParallelPair(NamedTuple):
@@ -422,7 +426,9 @@ def read_conll(
     """Reads a CoNLL-style column file: one token per line, blank lines between sentences.
 
     Lines whose first field (or token field) is the ``docstart`` marker are skipped and end the
-    current sentence, so the blank line that follows them yields no empty sentence. All
+    current sentence, so the blank line that follows them yields no empty sentence; they also
+    end the current document (``TaggedSentence.document`` counts the documents that hold a
+    sentence, from 0). All
     non-blank, non-docstart lines must have the same number of columns as the first such line.
 
     Args:
@@ -460,11 +466,12 @@ def read_conll(
     tags: list[str] = []
     width = None
     first_line = None
+    document = 0
 
     def flush():
         nonlocal tokens, tags
         if tokens:
-            sentences.append(TaggedSentence(tokens, tags))
+            sentences.append(TaggedSentence(tokens, tags, document))
             tokens, tags = [], []
 
     for line_number, line in iter_lines(path):
@@ -477,6 +484,8 @@ def read_conll(
             or (-len(fields) <= token_column < len(fields) and fields[token_column] == docstart)
         ):
             flush()
+            if sentences and sentences[-1].document == document:
+                document += 1
             continue
         if width is None:
             width, first_line = len(fields), line_number

@@ -1,6 +1,7 @@
 """TFLite conversion with built-in ops only, op auditing and interpreter loading."""
 
 import dataclasses
+import struct
 import tempfile
 
 import tensorflow as tf
@@ -64,10 +65,45 @@ def convert(model, endpoints, quantization=None, lstm="auto"):
         if quantization == "dynamic_range":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         content = converter.convert()
+    content = remove_lstm_cell_clip(content)
     assert_builtin_only(content)
     if lstm == "fused":
         _check_fused(content, lstm_export)
     return content
+
+
+def remove_lstm_cell_clip(model):
+    """The model with the cell-state clipping of its fused LSTM ops turned off (bytes).
+
+    The converter writes ``cell_clip = 10.0`` into every ``UNIDIRECTIONAL_SEQUENCE_LSTM`` it
+    fuses from a Keras-style LSTM, so once a cell state grows past 10 in magnitude the TFLite
+    op no longer computes the layer it was converted from: on a trained CoNLL-2003 tagger
+    that moved 1 % of the test sentences' scores by up to 0.07 and changed one sentence's
+    tags. ``0.0`` is the op's "no clipping". The float is rewritten in place, so the rest of
+    the flatbuffer stays byte for byte as the converter wrote it.
+
+    Example:
+        >>> content = remove_lstm_cell_clip(converter.convert())
+    """
+    content = bytearray(_read(model))
+    flatbuffer = tflite_schema.Model.GetRootAsModel(content, 0)
+    fused = {
+        index for index in range(flatbuffer.OperatorCodesLength())
+        if _operator_name(flatbuffer.OperatorCodes(index)) == FUSED_OP
+    }
+    for s in range(flatbuffer.SubgraphsLength()):
+        subgraph = flatbuffer.Subgraphs(s)
+        for o in range(subgraph.OperatorsLength()):
+            operator = subgraph.Operators(o)
+            if operator.OpcodeIndex() not in fused or operator.BuiltinOptions() is None:
+                continue
+            table = operator.BuiltinOptions()
+            options = tflite_schema.UnidirectionalSequenceLSTMOptions()
+            options.Init(table.Bytes, table.Pos)
+            field = options._tab.Offset(6)  # cell_clip, the table's second field
+            if field and options.CellClip() != 0.0:
+                struct.pack_into("<f", content, options._tab.Pos + field, 0.0)
+    return bytes(content)
 
 
 def _check_fused(content, lstm_export):

@@ -291,6 +291,12 @@ class SequenceTagger(OwnLossCompile, keras.Model):
             with this probability, so the unknown-word vector learns to stand for words
             never seen in training.
         unknown_id: int, default 1. The unknown-word id.
+        rare_word_start: int, default 0. Word ids from this one up are rare words (with a
+            vocabulary ordered by training frequency, the first id of the words seen once:
+            Lample et al. 2016 replace those singletons by the unknown word with probability
+            0.5); 0 marks none.
+        rare_word_dropout: float, default 0.0. In training, a rare word becomes
+            ``unknown_id`` with this probability instead of ``word_dropout``.
         head: "crf" (default) or "softmax".
         trainable_embeddings: bool, default True.
         ensemble_size: int, default 1. Number of encoders whose scores are averaged.
@@ -328,6 +334,8 @@ class SequenceTagger(OwnLossCompile, keras.Model):
         char_dropout=0.0,
         word_dropout=0.05,
         unknown_id=1,
+        rare_word_start=0,
+        rare_word_dropout=0.0,
         head="crf",
         trainable_embeddings=True,
         ensemble_size=1,
@@ -351,9 +359,13 @@ class SequenceTagger(OwnLossCompile, keras.Model):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"`{name}` must be an int >= 0. Received: {name}={value!r}")
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout),
-                           ("char_dropout", char_dropout), ("word_dropout", word_dropout)):
+                           ("char_dropout", char_dropout), ("word_dropout", word_dropout),
+                           ("rare_word_dropout", rare_word_dropout)):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={rate!r}")
+        if (isinstance(rare_word_start, bool) or not isinstance(rare_word_start, (int, np.integer))
+                or rare_word_start < 0):
+            raise ValueError(f"`rare_word_start` must be an int >= 0. Received: rare_word_start={rare_word_start!r}")
         if casing_dim and char_classes is None:
             raise ValueError(
                 "casing features need `char_classes` (nlpkit.layers.character_classes of the "
@@ -376,6 +388,8 @@ class SequenceTagger(OwnLossCompile, keras.Model):
         self.char_dropout = float(char_dropout)
         self.word_dropout = float(word_dropout)
         self.unknown_id = int(unknown_id)
+        self.rare_word_start = int(rare_word_start)
+        self.rare_word_dropout = float(rare_word_dropout)
         self.head = head
         self.trainable_embeddings = bool(trainable_embeddings)
         self.ensemble_size = int(ensemble_size)
@@ -395,7 +409,8 @@ class SequenceTagger(OwnLossCompile, keras.Model):
                 # The CRFs are not called in `call`; their weights must exist before fit
                 # builds the optimizer and before a reloaded model receives its weights.
                 crf.build((None, None, len(tags)))
-        if self.word_dropout:
+        self._drops_rare_words = bool(self.rare_word_start and self.rare_word_dropout)
+        if self.word_dropout or self._drops_rare_words:
             self.seed_generator = keras.random.SeedGenerator()
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -424,9 +439,12 @@ class SequenceTagger(OwnLossCompile, keras.Model):
         word_ids, char_ids = self._unpack(inputs)
         word_ids = ops.cast(word_ids, "int32")
         mask = ops.not_equal(word_ids, 0)
-        if training and self.word_dropout:
+        if training and (self.word_dropout or self._drops_rare_words):
             noise = keras.random.uniform(ops.shape(word_ids), seed=self.seed_generator)
-            replace = ops.logical_and(mask, ops.less(noise, self.word_dropout))
+            rate = self.word_dropout
+            if self._drops_rare_words:
+                rate = ops.where(ops.greater_equal(word_ids, self.rare_word_start), self.rare_word_dropout, rate)
+            replace = ops.logical_and(mask, ops.less(noise, rate))
             word_ids = ops.where(replace, ops.full_like(word_ids, self.unknown_id), word_ids)
         word_vectors = self.word_embedding(word_ids)
         scores = [member(word_vectors, char_ids, mask, training=training) for member in self.members]
@@ -662,6 +680,8 @@ class SequenceTagger(OwnLossCompile, keras.Model):
                 "word_embedding_dim": self.word_embedding_dim,
                 "word_dropout": self.word_dropout,
                 "unknown_id": self.unknown_id,
+                "rare_word_start": self.rare_word_start,
+                "rare_word_dropout": self.rare_word_dropout,
                 "head": self.head,
                 "trainable_embeddings": self.trainable_embeddings,
                 "ensemble_size": self.ensemble_size,

@@ -29,7 +29,8 @@ def test_tiny_run_reports_every_figure(ner_benchmark, tmp_path, capsys):
         "--data-dir", str(data_dir), "--output-dir", str(tmp_path / "bundle"),
         # Recipe flags after the script's own override its settings.
         "--pretrain-datasets", "conll2003", "--pretrain-min-frequency", "1", "--word-embedding-dim", "16",
-        "--units", "8", "--num-layers", "1", "--char-filters", "8", "--epochs", "2", "--parity-sentences", "20",
+        "--units", "8", "--num-layers", "1", "--char-filters", "8", "--epochs", "2", "--passage-tokens", "40",
+        "--parity-sentences", "20",
     ])
     captured = capsys.readouterr()
     result = json.loads(captured.out)
@@ -45,6 +46,9 @@ def test_tiny_run_reports_every_figure(ner_benchmark, tmp_path, capsys):
     for precision in ("float32", "int8"):
         entry = result[f"tflite_{precision}"]
         assert entry["bytes"] > 0 and 0 < entry["latency_ms_median"] <= entry["latency_ms_p90"]
+        # The TFLite tagger reads the passages the Keras model read: about 30 tokens each here,
+        # against 14 per sentence of the sample.
+        assert entry["sequences"] == "passages" and entry["mean_tokens_per_sequence"] > 20
     assert result["tflite_float32"]["test_f1"] == result["test_f1"]  # same tags as Keras
     assert result["int8_minus_float32_f1_points"] == pytest.approx(
         result["tflite_int8"]["test_f1"] - result["tflite_float32"]["test_f1"], abs=0.011

@@ -269,7 +269,7 @@ def test_conll_sentences_and_docstart(tmp_path):
     assert sentences == [
         TaggedSentence(["EU", "rejects", "German"], ["B-ORG", "O", "B-MISC"]),
         TaggedSentence(["Peter", "Blackburn"], ["B-PER", "I-PER"]),
-        TaggedSentence(["BRUSSELS"], ["B-LOC"]),
+        TaggedSentence(["BRUSSELS"], ["B-LOC"], document=1),
     ]
 
 

@@ -126,6 +126,43 @@ def test_while_form_has_no_fused_op_and_matches_keras():
     np.testing.assert_allclose(output, keras_reference(model, features=4)(x), rtol=0, atol=ATOL)
 
 
+def fused_cell_clips(content):
+    """The ``cell_clip`` option of every fused LSTM op of a TFLite model."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    from nlpkit.export.tflite import _operator_name
+
+    flatbuffer = schema.Model.GetRootAsModel(content, 0)
+    clips = []
+    for s in range(flatbuffer.SubgraphsLength()):
+        subgraph = flatbuffer.Subgraphs(s)
+        for o in range(subgraph.OperatorsLength()):
+            operator = subgraph.Operators(o)
+            if _operator_name(flatbuffer.OperatorCodes(operator.OpcodeIndex())) == FUSED_OP:
+                options = schema.UnidirectionalSequenceLSTMOptions()
+                options.Init(operator.BuiltinOptions().Bytes, operator.BuiltinOptions().Pos)
+                clips.append(options.CellClip())
+    return clips
+
+
+def test_fused_op_does_not_clip_a_cell_state_past_10():
+    # One unit whose gates are all but open: the cell adds tanh(3 x) = +-0.995 each step, so
+    # 20 steps of +1 take it to 19.9 and 15 of -1 back to 5.0. The converter's cell_clip of
+    # 10 would stop it at 10 and end at -4.9, with the output's sign flipped.
+    inputs = keras.Input((None, 1), batch_size=1)
+    layer = LSTM(1, return_sequences=True)
+    model = keras.Model(inputs, layer(inputs))
+    layer.set_weights([np.array([[0.0, 0.0, 3.0, 0.0]], "float32"), np.zeros((1, 4), "float32"),
+                       np.array([10.0, 10.0, 0.0, 10.0], "float32")])
+    x = np.concatenate([np.ones(20), -np.ones(15)]).astype("float32").reshape(1, 35, 1)
+    reference = keras_reference(model, features=1)(x).numpy()
+    assert reference[0, -1, 0] > 0.99  # tanh(5.0): the unclipped cell state
+    content = convert(model, endpoint(model, features=1), lstm="fused")
+    assert fused_cell_clips(content) == [0.0]
+    output = Interpreter(model_content=content).get_signature_runner("encode")(x=x)["y"]
+    np.testing.assert_allclose(output, reference, rtol=0, atol=ATOL)
+
+
 @pytest.mark.slow
 def test_initial_state_from_another_lstm_is_fed_to_the_fused_op():
     model = initial_state_model()

@@ -235,6 +235,21 @@ def test_compiled_model_reloads_and_keeps_training(tmp_path):
     reloaded.fit(inputs, tags, batch_size=16, epochs=1, verbose=0)
 
 
+def test_rare_words_become_unknown_in_training_only():
+    inputs, _ = tagging_task(16, seed=9)
+    start = 30  # ids 30 and up are "rare"; word_dropout 0 leaves the others alone
+    model = make_tagger(dropout=0.0, rare_word_start=start, rare_word_dropout=0.999999)
+    words = inputs["word_ids"]
+    assert (words >= start).any() and ((words > 1) & (words < start)).any()
+    unknown = dict(inputs, word_ids=np.where(words >= start, model.unknown_id, words))
+    np.testing.assert_allclose(model(inputs, training=True), model(unknown, training=False), atol=1e-6)
+    # Inference reads every word as it is.
+    assert not np.allclose(model(inputs, training=False), model(unknown, training=False), atol=1e-3)
+    config = model.get_config()
+    assert (config["rare_word_start"], config["rare_word_dropout"]) == (start, 0.999999)
+    assert SequenceTagger.from_config(config).rare_word_start == start
+
+
 def test_word_only_model_and_embeddings():
     model = make_tagger(char_vocabulary_size=0, casing_dim=0, char_classes=None)
     assert model.members[0].char_encoder is None and model.members[0].casing is None
@@ -259,6 +274,8 @@ def test_word_only_model_and_embeddings():
         ({"tags": "O"}, "tags='O'"),
         ({"scheme": "BILOU"}, "BILOU"),
         ({"casing_dim": 4, "char_classes": None}, "casing_dim=4"),
+        ({"rare_word_dropout": 1.0}, "rare_word_dropout=1.0"),
+        ({"rare_word_start": -1}, "rare_word_start=-1"),
     ],
 )
 def test_arguments_are_validated(overrides, message):

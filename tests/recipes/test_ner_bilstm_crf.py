@@ -120,14 +120,36 @@ def test_four_column_iob1_files_with_a_softmax_head_ensemble(tmp_path):
         "--train-file", str(train), "--valid-file", str(valid), "--tag-column", "3", "--head", "softmax",
         "--tag-scheme", "BIO", "--epochs", "2", "--units", "8", "--word-embedding-dim", "8", "--char-filters", "8",
         "--casing-dim", "2", "--no-int8", "--parity-sentences", "10", "--ensemble-size", "2",
-        "--output-dir", str(output),
+        "--passage-tokens", "40", "--output-dir", str(output),
     ])
     assert exit_code == 0
     manifest = json.loads((output / "nlpkit.json").read_text())
     assert (manifest["tag_scheme"], manifest["output_scheme"]) == ("BIO", "IOB1")
-    assert manifest["config"]["ensemble_size"] == 2
+    assert manifest["config"]["ensemble_size"] == 2 and manifest["config"]["passage_tokens"] == 40
     assert "test" not in manifest["metrics"] and "model.int8.tflite" not in manifest["files"].values()
     assert manifest["parity"]["sentence_agreement"]["tflite"] == 1.0
+
+
+def test_weight_averaging_selects_and_exports_the_averaged_weights(tmp_path):
+    output = tmp_path / "bundle"
+    exit_code = ner_bilstm_crf.main([
+        "--epochs", "4", "--units", "8", "--word-embedding-dim", "8", "--char-filters", "8", "--casing-dim", "2",
+        "--batch-size", "16", "--learning-rate", "0.01", "--ema-momentum", "0.9", "--patience", "4",
+        "--no-int8", "--parity-sentences", "10", "--output-dir", str(output),
+    ])
+    assert exit_code == 0
+    manifest = json.loads((output / "nlpkit.json").read_text())
+    metrics = manifest["metrics"]
+    assert manifest["config"]["ema_momentum"] == 0.9
+    # The weights validated during fit (the average, swapped in) are the weights selected and
+    # exported: the saved model scores the valid split exactly as its best epoch did.
+    assert metrics["valid"]["f1"] == pytest.approx(metrics["best_valid_span_f1_in_fit"], abs=1e-4)
+    assert manifest["parity"]["sentence_agreement"]["tflite"] == 1.0
+
+
+def test_ema_momentum_outside_0_1_is_an_error():
+    with pytest.raises(ValueError, match=r"--ema-momentum must be in \[0, 1\), got 1.0"):
+        ner_bilstm_crf.make_optimizer(Config(ema_momentum=1.0))
 
 
 @pytest.mark.parametrize(
@@ -159,6 +181,56 @@ def test_auto_scheme_detection_and_docstart(tmp_path):
     assert load_splits(Config(train_file=str(bioes), valid_file=str(bioes)))[1] == "BIOES"
     with pytest.raises(ValueError, match=r"valid sentence 0 \(a b c \.\.\.\): tag 'E-PER'.*reads as IOB1"):
         load_splits(Config(train_file=str(iob1), valid_file=str(bioes)))
+
+
+class TokenShapeTagger:
+    """Stands in for a SequenceTagger: tags capitalised tokens S-X, and records what it read."""
+
+    def __init__(self):
+        self.read = []
+
+    def predict_tags(self, token_lists, tokenizer, batch_size=64):
+        self.read.extend(token_lists)
+        return [["S-X" if token[:1].isupper() else "O" for token in tokens] for tokens in token_lists]
+
+
+def test_passages_are_what_the_model_reads_and_tags_come_back_per_sentence():
+    rows = [
+        TaggedSentence(["RESULTS", "TABLE"], ["O", "O"], 0),
+        TaggedSentence(["Japan", "3"], ["S-X", "O"], 0),
+        TaggedSentence(["Oslo", "is", "cold"], ["S-X", "O", "O"], 1),
+    ]
+    assert ner_bilstm_crf.passages(rows, 0) == rows
+    assert [p.tokens for p in ner_bilstm_crf.passages(rows, 8)] == [["RESULTS", "TABLE", "Japan", "3"],
+                                                                    ["Oslo", "is", "cold"]]
+    model = TokenShapeTagger()
+    tags = ner_bilstm_crf.predict_sentence_tags(model, None, rows, passage_tokens=8)
+    assert model.read == [["RESULTS", "TABLE", "Japan", "3"], ["Oslo", "is", "cold"]]
+    assert tags == [["S-X", "S-X"], ["S-X", "O"], ["S-X", "O", "O"]]
+    model = TokenShapeTagger()
+    assert ner_bilstm_crf.predict_sentence_tags(model, None, rows, passage_tokens=0) == tags
+    assert model.read == [row.tokens for row in rows]
+    report = ner_bilstm_crf.evaluate(TokenShapeTagger(), None, rows, "BIOES", passage_tokens=8)
+    assert (report["num_true"], report["num_predicted"], report["num_correct"]) == (2, 4, 2)
+
+
+def test_first_singleton_id_starts_the_words_seen_once():
+    rows = [TaggedSentence(["Oslo", "is", "cold", "."], ["S-LOC", "O", "O", "O"]),
+            TaggedSentence(["Bergen", "is", "wet", "."], ["S-LOC", "O", "O", "O"]),
+            TaggedSentence(["OSLO", "."], ["S-LOC", "O"])]
+    config = Config()
+    tokenizer = build_tokenizer(config, rows, extra_words=["fjord"])
+    vocabulary = tokenizer.vocabulary
+    start = ner_bilstm_crf.first_singleton_id(vocabulary, rows, tokenizer.normalizer)
+    # Lowercased: "oslo" is seen twice; "bergen", "cold", "wet" once; "fjord" only has a vector.
+    assert sorted(vocabulary.tokens[start:]) == ["bergen", "cold", "fjord", "wet"]
+    assert {vocabulary.tokens[i] for i in range(2, start)} == {".", "is", "oslo"}
+    assert ner_bilstm_crf.first_singleton_id(vocabulary, rows + rows, tokenizer.normalizer) == 0
+    model = ner_bilstm_crf.build_model(Config(singleton_dropout=0.5, units=4, word_embedding_dim=4, char_filters=4),
+                                       tokenizer, ["O", "S-LOC"], "BIO", rare_word_start=start)
+    assert (model.rare_word_start, model.rare_word_dropout) == (start, 0.5)
+    assert ner_bilstm_crf.build_model(Config(units=4, word_embedding_dim=4, char_filters=4), tokenizer,
+                                      ["O", "S-LOC"], "BIO", rare_word_start=start).rare_word_start == 0
 
 
 def test_config_defaults_train_on_the_embedded_sample():
