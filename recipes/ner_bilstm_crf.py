@@ -372,8 +372,6 @@ def passages(sentences, passage_tokens):
     tokens (see `nlpkit.data.passage_groups`), or the sentences themselves when it is 0."""
     from nlpkit.data import join_passages, passage_groups
 
-    if passage_tokens <= 0:
-        return list(sentences)
     return join_passages(sentences, passage_groups(sentences, passage_tokens))
 
 
