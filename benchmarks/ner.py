@@ -32,9 +32,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # vectors are learned here from unlabelled text of registered data sets. Not tuned on test.
 RECIPE_FLAGS = [
     "--dataset", "conll2003",
-    # PPMI+SVD word vectors from the unlabelled train text of CoNLL-2003, IMDB and PTB
-    # (about 8M tokens, ~40 s); their words join the vocabulary.
-    "--pretrain-datasets", "conll2003,imdb,ptb",
+    # PPMI+SVD word vectors from unlabelled text: CoNLL-2003 train, all 50k IMDB reviews (both
+    # splits; their labels are never read) and PTB train, 15.0M tokens, ~1 min; their words
+    # join the vocabulary. IMDB's test reviews doubled the text and raised valid F1 from 91.55
+    # to 91.87 (one run each, same machine, 2026-12-04).
+    "--pretrain-datasets", "conll2003,imdb:train+test,ptb",
     "--tag-scheme", "BIOES",
     "--head", "crf",
     "--word-embedding-dim", "100",
@@ -90,6 +92,9 @@ def run(data_dir, output_dir, extra_flags=()):
     started = time.perf_counter()
     flags = RECIPE_FLAGS + ["--data-dir", data_dir, "--output-dir", output_dir] + list(extra_flags)
     config = ner_bilstm_crf.parse_config(ner_bilstm_crf.Config, flags)
+    if not config.evaluate_test:
+        raise SystemExit("benchmarks/ner.py reports the test F1 once; for a development run without "
+                         "the test split use the recipe: nlpkit train ner ... --no-evaluate-test")
     with contextlib.redirect_stdout(sys.stderr):
         bundle = ner_bilstm_crf.train(config)
     manifest = read_manifest(bundle)

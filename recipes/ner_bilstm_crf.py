@@ -38,6 +38,11 @@ class Config:
     train_file: str = ""
     valid_file: str = ""
     test_file: str = ""
+    evaluate_test: bool = dataclasses.field(
+        default=True,
+        metadata={"help": "read and score the test split; --no-evaluate-test for development runs, "
+                  "whose choices must not see it (parity then runs on valid)"},
+    )
     token_column: int = dataclasses.field(default=0, metadata={"help": "column holding the tokens"})
     tag_column: int = dataclasses.field(default=-1, metadata={"help": "column holding the tags (-1: last)"})
     docstart: str = dataclasses.field(
@@ -64,7 +69,9 @@ class Config:
     # unlabelled text of registered data sets. Their words join the vocabulary.
     embeddings_file: str = dataclasses.field(default="", metadata={"help": "GloVe/word2vec text file"})
     pretrain_datasets: str = dataclasses.field(
-        default="", metadata={"help": "comma-separated data sets whose train text pretrains word vectors, e.g. conll2003"}
+        default="",
+        metadata={"help": "comma-separated data sets whose text pretrains word vectors (train split, "
+                  "or name:split+split), e.g. conll2003,imdb:train+test"},
     )
     pretrain_min_frequency: int = 2
     pretrain_window: int = 5
@@ -132,7 +139,8 @@ def load_splits(config):
 
     Sentences are `nlpkit.data.TaggedSentence`. Tags are checked to be ``O`` or
     ``<B|I|E|S>-<type>`` while reading (a malformed line fails with its file and line);
-    with ``data_scheme="auto"`` the scheme is then read off the training tags.
+    with ``data_scheme="auto"`` the scheme is then read off the training tags. With
+    ``evaluate_test=False`` the test file is not read at all and ``"test"`` is empty.
     """
     from nlpkit.text.tag_schemes import TagSchemeError, detect_scheme, normalize_scheme, validate_tags
 
@@ -146,13 +154,17 @@ def load_splits(config):
     }
     if config.dataset:
         kwargs = {"data_dir": config.data_dir or None, "tag_scheme": check_scheme}
-        splits = {split: load_dataset(config.dataset, split, **kwargs) for split in ("train", "valid", "test")}
+        read = ("train", "valid", "test") if config.evaluate_test else ("train", "valid")
+        splits = {split: load_dataset(config.dataset, split, **kwargs) for split in read}
+        splits.setdefault("test", [])
     else:
         files = {
             "train": config.train_file or sample_path("ner_train.txt"),
             "valid": config.valid_file or sample_path("ner_valid.txt"),
             "test": config.test_file or (None if config.train_file else sample_path("ner_test.txt")),
         }
+        if not config.evaluate_test:
+            files["test"] = None
         splits = {split: read_conll(path, **options) if path else [] for split, path in files.items()}
     if config.max_train_sentences > 0:
         splits["train"] = splits["train"][: config.max_train_sentences]
@@ -245,12 +257,15 @@ def word_vectors(config):
 
 
 def pretraining_token_lists(dataset_names, normalizer, data_dir=None):
-    """Normalized token lists of the train splits of registered data sets (labels unread).
+    """Normalized token lists of registered data sets' text (labels unread).
+
+    ``dataset_names`` reads as `nlpkit.data.parse_dataset_splits`: ``"conll2003,imdb"`` takes
+    the train splits, ``"imdb:train+test"`` both IMDB splits.
 
     Tagged sentences keep their tokens; raw text (reviews, lines, books) is split at
     whitespace and punctuation, as CoNLL files split their tokens.
     """
-    from nlpkit.data import LabelledText, TaggedSentence
+    from nlpkit.data import LabelledText, TaggedSentence, parse_dataset_splits
     from nlpkit.text import TextNormalizer
 
     text_normalizer = TextNormalizer(lowercase=normalizer.lowercase, split_punctuation=True)
@@ -259,8 +274,8 @@ def pretraining_token_lists(dataset_names, normalizer, data_dir=None):
         return [normalizer.normalize(token) for token in text_normalizer.tokenize(text)]
 
     token_lists = []
-    for name in dataset_names.split(","):
-        data = load_dataset(name.strip(), "train", data_dir=data_dir)
+    for name, split in parse_dataset_splits(dataset_names):
+        data = load_dataset(name, split, data_dir=data_dir)
         if isinstance(data, str):
             data = data.splitlines()
         for item in data:

@@ -50,7 +50,9 @@ class Config:
     # from a GloVe/word2vec text file. Words of that text join the vocabulary, so words never
     # seen in the labelled training data still get meaningful vectors.
     pretrain_datasets: str = dataclasses.field(
-        default="", metadata={"help": "comma-separated data sets whose train text pretrains word vectors, e.g. imdb,sst2"}
+        default="",
+        metadata={"help": "comma-separated data sets whose text pretrains word vectors (train split, "
+                  "or name:split+split), e.g. imdb:train+test,sst2"},
     )
     pretrain_min_frequency: int = 3
     pretrain_window: int = 5
@@ -181,12 +183,14 @@ def learned_word_vectors(config):
 
 
 def unlabelled_texts(dataset_names, data_dir=None):
-    """Texts of the train splits of ``dataset_names`` with markup (``<br />``) removed."""
+    """Texts of ``dataset_names`` (`nlpkit.data.parse_dataset_splits`) without markup (``<br />``)."""
     import re
 
+    from nlpkit.data import parse_dataset_splits
+
     texts = []
-    for name in dataset_names.split(","):
-        for row in load_dataset(name.strip(), "train", data_dir=data_dir):
+    for name, split in parse_dataset_splits(dataset_names):
+        for row in load_dataset(name, split, data_dir=data_dir):
             texts.append(re.sub(r"<[^<>]{0,20}>", " \n ", row.text))
     return texts
 

@@ -10,6 +10,7 @@ from nlpkit.data.datasets import (
     dataset_path,
     get_spec,
     load,
+    parse_dataset_splits,
     register,
     unregister,
 )

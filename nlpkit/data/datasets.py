@@ -271,6 +271,34 @@ def canonical_split(split: str, spec: DatasetSpec | None = None) -> str:
     return key
 
 
+def parse_dataset_splits(text: str, default_split: str = "train") -> list[tuple[str, str]]:
+    """``(name, split)`` pairs from a list such as ``"conll2003,imdb:train+test"``.
+
+    Entries are comma-separated; ``name:split+split`` picks splits (aliases allowed), a bare
+    name means ``default_split``. Every name and split is checked against the registry, so a
+    typo fails before any file is read. Pairs keep their order; a repeated pair is kept once.
+
+    Raises:
+        ValueError: an empty entry, an unknown data set, or a split the data set does not have.
+
+    Example:
+        >>> parse_dataset_splits("conll2003, imdb:train+test")
+        [('conll2003', 'train'), ('imdb', 'train'), ('imdb', 'test')]
+    """
+    pairs = []
+    for entry in text.split(","):
+        name, _, splits = entry.strip().partition(":")
+        name = name.strip()
+        if not name:
+            raise ValueError(f"empty data set name in {text!r}; write e.g. 'conll2003,imdb:train+test'")
+        spec = get_spec(name)
+        for split in (splits.split("+") if splits.strip() else [default_split]):
+            pair = (name, canonical_split(split, spec))
+            if pair not in pairs:
+                pairs.append(pair)
+    return pairs
+
+
 def _cache_dir() -> Path:
     configured = os.environ.get(CACHE_ENV)
     return Path(configured).expanduser() if configured else DEFAULT_CACHE.expanduser()

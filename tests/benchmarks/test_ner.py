@@ -55,3 +55,10 @@ def test_tiny_run_reports_every_figure(ner_benchmark, tmp_path, capsys):
     )
     assert result["parity"]["sentence_agreement"]["tflite"] == 1.0
     assert result["target"]["test_f1"] == 89.0 and result["target"]["met"] is False
+
+
+def test_a_run_without_the_test_split_is_refused_before_training(ner_benchmark, tmp_path):
+    with pytest.raises(SystemExit, match="--no-evaluate-test"):
+        ner_benchmark.main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "bundle"),
+                            "--no-evaluate-test"])
+    assert not (tmp_path / "bundle").exists()

@@ -21,6 +21,7 @@ from nlpkit.data.datasets import (
     canonical_split,
     dataset_path,
     get_spec,
+    parse_dataset_splits,
     load,
     register,
     unregister,
@@ -125,6 +126,21 @@ def test_unknown_split_lists_valid_names():
 def test_tinyshakespeare_has_no_test_split():
     with pytest.raises(ValueError, match="'tinyshakespeare' has no 'test' split.*train, valid"):
         load("tinyshakespeare", "test")
+
+
+def test_dataset_split_lists():
+    assert parse_dataset_splits("conll2003") == [("conll2003", "train")]
+    assert parse_dataset_splits(" conll2003 , imdb:train+test,ptb:dev, imdb ") == [
+        ("conll2003", "train"), ("imdb", "train"), ("imdb", "test"), ("ptb", "valid")]
+    assert parse_dataset_splits("ptb", default_split="test") == [("ptb", "test")]
+    with pytest.raises(ValueError, match="'imdb' has no 'valid' split"):
+        parse_dataset_splits("conll2003,imdb:valid")
+    with pytest.raises(ValueError, match="unknown dataset 'imbd'"):
+        parse_dataset_splits("imbd")
+    with pytest.raises(ValueError, match="empty data set name"):
+        parse_dataset_splits("conll2003,,ptb")
+    with pytest.raises(ValueError, match="unknown split 'tets'"):
+        parse_dataset_splits("ptb:train+tets")
 
 
 def test_spec_validation():

@@ -279,6 +279,10 @@ def test_pretrained_vectors_from_a_file_and_from_data_sets(tmp_path):
     token_lists = ner_bilstm_crf.pretraining_token_lists("conll2003", word_normalizer(Config()), data_dir=_sample_data_dir(tmp_path))
     assert token_lists[0] == ["fc", "valdoria", "recalled", "0000", "cars", "after", "a", "fault", "was", "found",
                               "in", "the", "brakes", "."]
+    data_dir = _sample_data_dir(tmp_path / "splits")
+    both = ner_bilstm_crf.pretraining_token_lists("conll2003:train+valid", word_normalizer(Config()), data_dir=data_dir)
+    valid = ner_bilstm_crf.pretraining_token_lists("conll2003:dev", word_normalizer(Config()), data_dir=data_dir)
+    assert both == token_lists + valid and len(valid) == 60
 
 
 def _sample_data_dir(tmp_path):
@@ -298,6 +302,19 @@ def test_registered_data_set_with_a_bad_tag(tmp_path):
     test_file.write_text(test_file.read_text().replace("B-LOC", "B-PLACE", 1))
     with pytest.raises(DataFormatError, match="B-PLACE"):
         load_splits(Config(dataset="conll2003", data_dir=str(data_dir)))
+
+
+def test_development_runs_do_not_read_the_test_split(tmp_path):
+    data_dir = _sample_data_dir(tmp_path)
+    test_file = data_dir / "conll2003" / "test.txt"
+    test_file.write_text("a malformed line that must never be read\n")
+    splits, _ = load_splits(Config(dataset="conll2003", data_dir=str(data_dir), evaluate_test=False))
+    assert splits["test"] == [] and len(splits["valid"]) == 60
+    with pytest.raises(DataFormatError, match="test.txt:1"):
+        load_splits(Config(dataset="conll2003", data_dir=str(data_dir)))
+    files = Config(train_file=str(data_dir / "conll2003" / "train.txt"), test_file=str(test_file),
+                   valid_file=str(data_dir / "conll2003" / "valid.txt"), evaluate_test=False)
+    assert load_splits(files)[0]["test"] == []
 
 
 def test_recipe_module_shape():

@@ -218,6 +218,14 @@ def unlabelled_reviews(tmp_path):
     unregister("tiny_reviews")
 
 
+def test_unlabelled_texts_read_the_named_splits_without_markup(unlabelled_reviews):
+    texts = sentiment_gru.unlabelled_texts("tiny_reviews", unlabelled_reviews)
+    assert len(texts) == 320 and "<br" not in "".join(texts)
+    assert sentiment_gru.unlabelled_texts("tiny_reviews:train", unlabelled_reviews) == texts
+    with pytest.raises(ValueError, match="'tiny_reviews' has no 'test' split"):
+        sentiment_gru.unlabelled_texts("tiny_reviews:train+test", unlabelled_reviews)
+
+
 def test_pretrained_vectors_and_self_training_run_end_to_end(unlabelled_reviews, tmp_path):
     output = tmp_path / "bundle"
     exit_code = sentiment_gru.main([
