@@ -1,23 +1,15 @@
 """Smoke test of benchmarks/ner.py on a data directory that holds the embedded sample as conll2003."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from nlpkit.samples import sample_path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ner.py"
-
 
 @pytest.fixture(scope="module")
-def ner_benchmark():
-    # benchmarks/ is a folder of scripts, not a package, so the module is loaded by path.
-    spec = importlib.util.spec_from_file_location("ner_benchmark_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ner_benchmark(load_benchmark):
+    return load_benchmark("ner")
 
 
 def test_tiny_run_reports_every_figure(ner_benchmark, tmp_path, capsys):

@@ -1,21 +1,13 @@
 """Smoke test of benchmarks/parallel_scan_speed.py: the quick run, its JSON, matched parameters."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "parallel_scan_speed.py"
-
 
 @pytest.fixture(scope="module")
-def speed():
-    # benchmarks/ is a folder of scripts, not a package, so the module is loaded by path.
-    spec = importlib.util.spec_from_file_location("parallel_scan_speed_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def speed(load_benchmark):
+    return load_benchmark("parallel_scan_speed")
 
 
 @pytest.mark.slow

@@ -1,22 +1,14 @@
 """Smoke test of benchmarks/rnn_speed.py: the quick run, its JSON, and its argument parsing."""
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "rnn_speed.py"
-
 
 @pytest.fixture(scope="module")
-def rnn_speed():
-    # benchmarks/ is a folder of scripts, not a package, so the module is loaded by path.
-    spec = importlib.util.spec_from_file_location("rnn_speed_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def rnn_speed(load_benchmark):
+    return load_benchmark("rnn_speed")
 
 
 ROW_KEYS = {

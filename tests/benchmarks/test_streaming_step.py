@@ -1,21 +1,13 @@
 """Smoke test of benchmarks/streaming_step.py: the quick run and its JSON."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "streaming_step.py"
-
 
 @pytest.fixture(scope="module")
-def streaming_step():
-    # benchmarks/ is a folder of scripts, not a package, so the module is loaded by path.
-    spec = importlib.util.spec_from_file_location("streaming_step_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def streaming_step(load_benchmark):
+    return load_benchmark("streaming_step")
 
 
 def test_quick_run_prints_one_row_per_precision(streaming_step, capsys):

@@ -1,25 +1,18 @@
 """Smoke test of benchmarks/translation.py on a data directory holding the embedded sample as multi30k."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from nlpkit.data import read_parallel_tsv
 from nlpkit.samples import sample_path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "translation.py"
 MULTI30K_NAMES = {"train": "train", "valid": "val", "test": "test_2016"}
 
 
 @pytest.fixture(scope="module")
-def translation_benchmark():
-    # benchmarks/ is a folder of scripts, not a package, so the module is loaded by path.
-    spec = importlib.util.spec_from_file_location("translation_benchmark_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def translation_benchmark(load_benchmark):
+    return load_benchmark("translation")
 
 
 def write_sample_as_multi30k(data_dir):
