@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import json
+import math
 import typing
 from pathlib import Path
 
@@ -43,7 +44,87 @@ def parse_config(config_class, argv=None, prog=None, description=None):
     if args.config is not None:
         values.update(load_config_file(args.config, config_class))
     values.update({key: value for key, value in vars(args).items() if key != "config" and value is not None})
-    return config_class(**values)
+    config = config_class(**values)
+    problem = config_problem(config)
+    if problem:
+        parser.error(problem)
+    return config
+
+
+# The range of each hyper-parameter the recipes share, by field name: a name means one concept
+# in every recipe (DESIGN.md), so one table serves them all. (low, high, low_open, high_open);
+# None is unbounded. A field may carry its own ``metadata={"range": (...)}`` instead.
+_RANGES = {
+    "epochs": (1, None, False, False),
+    "batch_size": (1, None, False, False),
+    "learning_rate": (0, None, True, False),
+    "self_train_learning_rate": (0, None, True, False),
+    "units": (1, None, False, False),
+    "lstm_units": (1, None, False, False),
+    "embedding_dim": (1, None, False, False),
+    "word_embedding_dim": (1, None, False, False),
+    "num_layers": (1, None, False, False),
+    "encoder_layers": (1, None, False, False),
+    "ensemble_size": (1, None, False, False),
+    "max_length": (1, None, False, False),
+    "max_word_length": (1, None, False, False),
+    "seq_len": (1, None, False, False),
+    "beam_width": (1, None, False, False),
+    "vocabulary_size": (4, None, False, False),
+    "min_frequency": (1, None, False, False),
+    "pretrain_min_frequency": (1, None, False, False),
+    "pretrain_window": (1, None, False, False),
+    "char_kernel_size": (1, None, False, False),
+    "patience": (0, None, False, False),
+    "backup_steps": (0, None, False, False),
+    "self_train_epochs": (0, None, False, False),
+    "clipnorm": (0, None, False, False),
+    "max_minutes": (0, None, False, False),
+    "minutes": (0, None, True, False),
+    "temperature": (0, None, True, False),
+    "top_p": (0, 1, True, False),
+    "top_k": (0, None, False, False),
+    "self_train_threshold": (0, 1, False, False),
+    "label_smoothing": (0, 1, False, True),
+    "ema_momentum": (0, 1, False, True),
+    "lr_decay": (0, 1, True, False),
+    "lr_decay_factor": (0, 1, True, False),
+    "plateau_factor": (0, 1, True, False),
+    **{
+        name: (0, 1, False, True)
+        for name in ("dropout", "embedding_dropout", "recurrent_dropout", "input_dropout", "output_dropout",
+                     "weight_dropout", "char_dropout", "word_dropout", "singleton_dropout")
+    },
+}
+
+
+def config_problem(config):
+    """The first out-of-range or non-finite value of a recipe config, as a message; None if all are fine.
+
+    Every float must be finite (``--learning-rate nan`` would train to a NaN model), and the
+    fields of the shared table above must lie in their range (``--epochs -1`` would otherwise
+    fail deep inside Keras with a message that does not name the flag).
+
+    Example:
+        >>> config_problem(Config(epochs=-1))
+        '--epochs must be >= 1. Received: -1'
+    """
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{flag} must be a finite number. Received: {value}"
+        bounds = field.metadata.get("range", _RANGES.get(field.name))
+        if bounds is None:
+            continue
+        low, high, low_open, high_open = bounds
+        if low is not None and (value <= low if low_open else value < low):
+            return f"{flag} must be {'>' if low_open else '>='} {low}. Received: {value}"
+        if high is not None and (value >= high if high_open else value > high):
+            return f"{flag} must be {'<' if high_open else '<='} {high}. Received: {value}"
+    return None
 
 
 def load_config_file(path, config_class):

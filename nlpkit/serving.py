@@ -20,7 +20,7 @@ from nlpkit.lite import (
     Translator,
     tag_prediction,
 )
-from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
+from nlpkit.manifest import bundle_assets, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import load_tokenizer
 
 FORMATS = ("tflite", "keras", "saved_model")
@@ -84,7 +84,7 @@ class KerasClassifier(_TensorFlowClassifier):
         from nlpkit.models import load_keras_model
 
         super().__init__(bundle_dir)
-        self.tokenizer = load_tokenizer(self.bundle_dir / ASSETS_DIR)
+        self.tokenizer = load_tokenizer(bundle_assets(self.bundle_dir, self.manifest))
         self.model = load_keras_model(bundle_file(self.bundle_dir, self.manifest, "keras"))
 
     def batch_scores(self, texts):
@@ -121,7 +121,7 @@ class _TensorFlowTagger:
         self.bundle_dir = Path(bundle_dir)
         self.manifest = read_manifest(self.bundle_dir, task=self.task)
         self.output_scheme = self.manifest.get("output_scheme", self.manifest.get("tag_scheme", "BIO"))
-        self.tokenizer = load_tokenizer(self.bundle_dir / ASSETS_DIR)
+        self.tokenizer = load_tokenizer(bundle_assets(self.bundle_dir, self.manifest))
 
     def predict(self, texts):
         """A `TagPrediction` for every text (split at whitespace, as the TFLite predictor does)."""

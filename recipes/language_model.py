@@ -20,7 +20,6 @@ model.int8.tflite with a streaming ``step`` signature, assets/, nlpkit.json) lan
 """
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -311,8 +310,9 @@ def generate_samples(model, tokenizer, prompts, config):
 def train(config):
     """Trains, evaluates, generates and exports; returns the bundle path."""
     from nlpkit.data import lm_dataset
-    from nlpkit.export import update_manifest, write_language_model_bundle
+    from nlpkit.export import print_parity, write_language_model_bundle
     from nlpkit.distribute import setup_training
+    from nlpkit.training import remove_work_dir, training_totals
 
     check_config(config)
     setup = setup_training(strategy=config.strategy, mixed_precision=config.mixed_precision, seed=config.seed,
@@ -333,16 +333,16 @@ def train(config):
     if config.steps_per_epoch:
         train_data = train_data.take(config.steps_per_epoch)
     work_dir = Path(config.output_dir).with_name(Path(config.output_dir).name + ".work")
-    history = model.fit(
+    callbacks = training_callbacks(config, work_dir)
+    model.fit(
         train_data,
         validation_data=lm_dataset(streams[valid_split], config.batch_size, config.seq_len),
         epochs=config.epochs,
         shuffle=False,  # batches continue each other's streams: order is the point
-        callbacks=training_callbacks(config, work_dir),
+        callbacks=callbacks,
         verbose=2 if not sys.stdout.isatty() else 1,
     )
-    training_seconds = time.perf_counter() - started
-    epochs_run = len(history.history["loss"])
+    epochs_run, training_seconds = training_totals(started, callbacks)  # a resumed run's earlier processes included
     model = setup.local_model(model)  # float32 after mixed precision: what the bundle holds
     metrics = {
         "training_seconds": round(training_seconds, 1),
@@ -367,15 +367,18 @@ def train(config):
         for row in rows:
             print(f"[{method}] {row['prompt']!r} -> {row['continuation']!r}")
 
+    parity = None
+    if config.parity_prompts and config.parity_tokens:
+        parity_prompts = default_prompts(prompt_text, config.level, config.parity_prompts)
+        parity = lambda staged: greedy_parity(model, staged, twin, parity_prompts, config.parity_tokens)  # noqa: E731
+
     bundle = write_language_model_bundle(
         config.output_dir, model, twin, graph_tokenizer, int8=config.int8,
         metadata={"metrics": metrics, "config": dataclasses.asdict(config), "samples": samples},
+        parity=parity,
     )
-    if config.parity_prompts and config.parity_tokens:
-        parity_prompts = default_prompts(prompt_text, config.level, config.parity_prompts)
-        parity = greedy_parity(model, bundle, twin, parity_prompts, config.parity_tokens)
-        update_manifest(bundle, parity=parity)
-        print(f"\nparity {json.dumps(parity)}")
+    print_parity(bundle)
+    remove_work_dir(work_dir)  # only after the bundle is complete: a failed run keeps it for the rerun
     print(f"bundle written to {bundle}")
     return bundle
 

@@ -15,12 +15,10 @@ nlpkit.json) lands in ``--output-dir``; ``nlpkit predict`` and
 """
 
 import dataclasses
-import json
 import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from nlpkit.config import parse_config
 from nlpkit.data import read_conll
@@ -445,13 +443,14 @@ def train(config):
     import keras
 
     from nlpkit.data import tagging_dataset
-    from nlpkit.export import tagger_parity, update_manifest, write_bundle
+    from nlpkit.export import print_parity, tagger_parity, write_bundle
     from nlpkit.metrics import format_span_report
     from nlpkit.text import TaggingTokenizer
     from nlpkit.text.embeddings import embedding_matrix
     from nlpkit.text.tag_schemes import scheme_tags
     from nlpkit.distribute import setup_training
-    from nlpkit.training import ResumableBackup, standard_callbacks, time_budget_callback
+    from nlpkit.training import (ResumableBackup, remove_work_dir, standard_callbacks, time_budget_callback,
+                                 training_totals)
 
     setup = setup_training(strategy=config.strategy, mixed_precision=config.mixed_precision, seed=config.seed,
                            deterministic=config.deterministic, batch_size=config.batch_size)
@@ -509,9 +508,8 @@ def train(config):
         callbacks=callbacks,
         verbose=2 if not sys.stdout.isatty() else 1,
     )
-    training_seconds = time.perf_counter() - started
+    epochs_run, training_seconds = training_totals(started, callbacks)  # a resumed run's earlier processes included
     model = setup.local_model(model)  # evaluate and export on one device
-    epochs_run = len(history.history["loss"])
     metrics = {
         "training_seconds": round(training_seconds, 1),
         "pretraining_seconds": round(pretraining_seconds, 1),
@@ -527,6 +525,7 @@ def train(config):
             metrics[split] = report
             print(f"\n== {split} ({data_scheme}, conlleval) ==\n{format_span_report(report)}")
 
+    parity_rows = passages(splits["test"] or valid_rows, config.passage_tokens)
     bundle = write_bundle(
         output_dir,
         task="sequence_tagging",
@@ -541,11 +540,10 @@ def train(config):
             "tag_scheme": model.scheme,
             "output_scheme": model.output_scheme,
         },
+        parity=lambda staged: tagger_parity(staged, parity_sentences(parity_rows, config.parity_sentences)),
     )
-    parity_rows = passages(splits["test"] or valid_rows, config.passage_tokens)
-    parity = tagger_parity(bundle, parity_sentences(parity_rows, config.parity_sentences))
-    update_manifest(bundle, parity=parity)
-    print(f"\nparity {json.dumps(parity)}")
+    print_parity(bundle)
+    remove_work_dir(work_dir)  # only after the bundle is complete: a failed run keeps it for the rerun
     print(f"bundle written to {bundle}")
     return bundle
 

@@ -13,11 +13,9 @@ nlpkit.json) lands in ``--output-dir``; ``nlpkit predict`` and
 """
 
 import dataclasses
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from nlpkit.config import parse_config
 from nlpkit.data import LabelledText, read_classification
@@ -37,6 +35,9 @@ class Config:
     test_file: str = ""
     text_column: str = "sentence"
     label_column: str = "label"
+    quoting: str = dataclasses.field(
+        default="none", metadata={"help": "csv: standard CSV quoting; none: quote characters are text"}
+    )
     label_names: str = dataclasses.field(
         default="0=negative,1=positive",
         metadata={"help": "display names for raw labels, 'raw=name,...'; empty keeps raw labels"},
@@ -107,6 +108,8 @@ class Config:
 
 def load_splits(config):
     """Returns ``{"train": [...], "valid": [...], "test": [...]}`` of LabelledText rows."""
+    if config.quoting not in ("csv", "none"):
+        raise ValueError(f"--quoting must be csv or none. Received: {config.quoting!r}")
     if config.dataset:
         kwargs = {"data_dir": config.data_dir or None}
         return {split: load_dataset(config.dataset, split, **kwargs) for split in ("train", "valid", "test")}
@@ -115,8 +118,12 @@ def load_splits(config):
         "valid": config.valid_file or sample_path("sentiment_valid.tsv"),
         "test": config.test_file or (None if config.train_file else sample_path("sentiment_test.tsv")),
     }
+    # The embedded samples hold literal quotes, so --quoting applies to the user's own files only
+    # (a quoted --train-file with the default sample valid split must still load).
+    own_files = {config.train_file, config.valid_file, config.test_file} - {""}
     return {
-        split: read_classification(path, text_column=config.text_column, label_column=config.label_column)
+        split: read_classification(path, text_column=config.text_column, label_column=config.label_column,
+                                   quoting=config.quoting == "csv" and path in own_files)
         if path
         else []
         for split, path in files.items()
@@ -292,11 +299,11 @@ def evaluate(model, tokenizer, rows, raw_labels, label_names, batch_size=64):
 def train(config):
     """Trains, evaluates and exports; returns the bundle path."""
     from nlpkit.data import classification_dataset
-    from nlpkit.export import classifier_parity, update_manifest, write_bundle
+    from nlpkit.export import classifier_parity, print_parity, write_bundle
     from nlpkit.metrics import format_report
     from nlpkit.text.embeddings import embedding_matrix
     from nlpkit.distribute import setup_training
-    from nlpkit.training import standard_callbacks
+    from nlpkit.training import remove_work_dir, standard_callbacks, training_totals
 
     setup = setup_training(strategy=config.strategy, mixed_precision=config.mixed_precision, seed=config.seed,
                            deterministic=config.deterministic, batch_size=config.batch_size)
@@ -305,6 +312,11 @@ def train(config):
     if not splits["train"]:
         raise ValueError("the training split is empty")
     raw_labels, label_names = label_list(splits["train"], config.label_names)
+    if len(raw_labels) < 2:
+        # Keras would only fail later, inside the model, with "num_classes must be >= 2".
+        source = (f"data set {config.dataset!r} (train split)" if config.dataset
+                  else config.train_file or sample_path("sentiment_train.tsv"))
+        raise ValueError(f"{source}: the training data has one label {raw_labels}; a classifier needs at least two")
     label_index = {label: i for i, label in enumerate(raw_labels)}
     started = time.perf_counter()
     pretrained_words, pretrained_vectors = word_vectors(config)
@@ -326,16 +338,16 @@ def train(config):
     valid_rows = splits["valid"] or splits["train"]
     output_dir = setup.output_dir(config.output_dir)
     work_dir = output_dir.with_name(output_dir.name + ".work")
+    fits = [standard_callbacks(work_dir, monitor="val_accuracy", mode="max", patience=config.patience,
+                               backup_steps=config.backup_steps)]
     history = model.fit(
         dataset(splits["train"], shuffle=True),
         validation_data=dataset(valid_rows, shuffle=False),
         epochs=config.epochs,
         shuffle=False,  # the tf.data pipeline shuffles; Keras cannot shuffle a dataset
-        callbacks=standard_callbacks(work_dir, monitor="val_accuracy", mode="max", patience=config.patience,
-                                     backup_steps=config.backup_steps),
+        callbacks=fits[0],
         verbose=2 if not sys.stdout.isatty() else 1,
     )
-    epochs_run = len(history.history["loss"])
     metrics = {}
     if config.self_train_datasets:
         best_before = max(history.history["val_accuracy"])
@@ -355,17 +367,17 @@ def train(config):
         # it improved on it (84.8 and 85.2). Measured on SST-2 dev only.
         with setup.scope():
             compile_model(model, config.self_train_learning_rate)
+        fits.append(standard_callbacks(work_dir / "self_training", monitor="val_accuracy", mode="max",
+                                       patience=config.patience, backup_steps=config.backup_steps))
         combined = splits["train"] + [LabelledText(text, raw_labels[label]) for text, label in zip(pseudo_texts, pseudo_labels)]
         second = model.fit(
             dataset(combined, shuffle=True),
             validation_data=dataset(valid_rows, shuffle=False),
             epochs=config.self_train_epochs,
             shuffle=False,
-            callbacks=standard_callbacks(work_dir / "self_training", monitor="val_accuracy", mode="max",
-                                         patience=config.patience, backup_steps=config.backup_steps),
+            callbacks=fits[1],
             verbose=2 if not sys.stdout.isatty() else 1,
         )
-        epochs_run += len(second.history["loss"])
         best_after = max(second.history["val_accuracy"])
         if best_after <= best_before:
             model.set_weights(weights_before)  # the labelled-only model was better on valid
@@ -376,7 +388,7 @@ def train(config):
             "valid_accuracy_after": round(float(best_after), 4),
             "kept": "self-trained" if best_after > best_before else "labelled-only",
         }
-    training_seconds = time.perf_counter() - started
+    epochs_run, training_seconds = training_totals(started, *fits)  # a resumed run's earlier processes included
     model = setup.local_model(model)  # evaluate and export on one device
     metrics.update({"training_seconds": round(training_seconds, 1), "epochs_run": epochs_run})
     for split in ("valid", "test"):
@@ -385,6 +397,7 @@ def train(config):
             metrics[split] = report
             print(f"\n== {split} ==\n{format_report(report)}")
 
+    parity_texts = [row.text for row in (splits["test"] or valid_rows)[: config.parity_texts]]
     bundle = write_bundle(
         output_dir,
         task="text_classification",
@@ -394,11 +407,10 @@ def train(config):
         label_names=label_names,
         int8=config.int8,
         metadata={"metrics": metrics, "config": dataclasses.asdict(config), "raw_labels": raw_labels},
+        parity=lambda staged: classifier_parity(staged, parity_texts),
     )
-    parity_rows = (splits["test"] or valid_rows)[: config.parity_texts]
-    parity = classifier_parity(bundle, [row.text for row in parity_rows])
-    update_manifest(bundle, parity=parity)
-    print(f"\nparity {json.dumps(parity)}")
+    print_parity(bundle)
+    remove_work_dir(work_dir)  # only after the bundle is complete: a failed run keeps it for the rerun
     print(f"bundle written to {bundle}")
     return bundle
 

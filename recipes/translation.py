@@ -21,11 +21,9 @@ its 13a tokenizer, and chrF); write the bundle (model.keras, saved_model/ whose
 """
 
 import dataclasses
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from nlpkit.config import parse_config
 from nlpkit.data import read_parallel, read_parallel_tsv
@@ -217,9 +215,9 @@ def greedy_parity(model, bundle, tokenizer, texts, config):
 def train(config):
     """Trains, evaluates and exports; returns the bundle path."""
     from nlpkit.data.translation import encode_pairs, translation_dataset
-    from nlpkit.export import DecodingSettings, update_manifest, write_translation_bundle
+    from nlpkit.export import DecodingSettings, print_parity, write_translation_bundle
     from nlpkit.distribute import setup_training
-    from nlpkit.training import standard_callbacks, time_budget_callback
+    from nlpkit.training import remove_work_dir, standard_callbacks, time_budget_callback, training_totals
 
     check_config(config)
     setup = setup_training(strategy=config.strategy, mixed_precision=config.mixed_precision, seed=config.seed,
@@ -252,9 +250,8 @@ def train(config):
         shuffle=False,  # the tf.data pipeline shuffles; Keras cannot shuffle a dataset
         verbose=2 if not sys.stdout.isatty() else 1,
     )
-    training_seconds = time.perf_counter() - started
+    epochs_run, training_seconds = training_totals(started, callbacks)  # a resumed run's earlier processes included
     model = setup.local_model(model)  # evaluate and export on one device
-    epochs_run = len(history.history["loss"])
     metrics = {
         "training_seconds": round(training_seconds, 1),
         "epochs_run": epochs_run,
@@ -278,20 +275,24 @@ def train(config):
         max_length_ratio=config.max_length_ratio, max_length_offset=config.max_length_offset,
         max_source_length=config.max_length,
     )
+    parity = None
+    if config.parity_sentences:
+        parity_pairs = pairs.get("test") or pairs.get("valid") or pairs["train"]
+        if config.parity_sentences > 0:
+            parity_pairs = parity_pairs[: config.parity_sentences]
+        sources = [pair.source for pair in parity_pairs]
+        parity = lambda staged: greedy_parity(model, staged, tokenizer, sources, config)  # noqa: E731
+
     bundle = write_translation_bundle(
         output_dir, model, tokenizer, graph_tokenizer, settings, int8=config.int8,
         metadata={
             "languages": {"source": config.src, "target": config.tgt},
             "metrics": metrics, "config": dataclasses.asdict(config), "examples": examples,
         },
+        parity=parity,
     )
-    if config.parity_sentences:
-        parity_pairs = pairs.get("test") or pairs.get("valid") or pairs["train"]
-        if config.parity_sentences > 0:
-            parity_pairs = parity_pairs[: config.parity_sentences]
-        parity = greedy_parity(model, bundle, tokenizer, [pair.source for pair in parity_pairs], config)
-        update_manifest(bundle, parity=parity)
-        print(f"parity {json.dumps(parity)}")
+    print_parity(bundle)
+    remove_work_dir(work_dir)  # only after the bundle is complete: a failed run keeps it for the rerun
     print(f"bundle written to {bundle}")
     return bundle
 

@@ -238,6 +238,9 @@ def test_export_rewrites_the_bundle_in_place(bundle_copy, capsys, sample_test_te
         audit = audit_ops(bundle_copy / file_name)
         assert audit.builtin_only and "WHILE" in audit.builtin, audit
         assert manifest["tflite_ops"][file_name] == list(audit.builtin)
+    # The re-export is checked like a recipe's, on the embedded sample's sentences.
+    assert manifest["parity"]["num_texts"] == len(sample_test_texts)
+    assert manifest["parity"]["repeat_identical"] == {"tflite": True, "tflite_int8": True}
     after = [p.scores for p in TextClassifierPredictor(bundle_copy).predict(sample_test_texts[:10])]
     for old, new in zip(before, after):
         assert new == pytest.approx(old, abs=1e-6)
@@ -458,3 +461,153 @@ def test_train_ner_with_a_malformed_file_fails_cleanly(capsys, monkeypatch, tmp_
         cli.main(["train", "ner", "--train-file", str(train), "--valid-file", str(train)]), capsys.readouterr().err,
         f"{train}:4", "expected 2 columns", command="train",
     )
+
+
+def test_evaluate_reads_quoted_csv_with_quoting_csv(sentiment_bundle, tmp_path, capsys):
+    data = tmp_path / "quoted.csv"
+    data.write_text('sentence,label\n"a joy, truly",1\n"a chore, sadly",0\n', encoding="utf-8")
+    assert_clean_error(
+        cli.main(["evaluate", str(sentiment_bundle), "--data", str(data)]), capsys.readouterr().err,
+        f"{data}:2", "found 3", "--quoting csv", command="evaluate",
+    )
+    assert cli.main(["evaluate", str(sentiment_bundle), "--data", str(data), "--quoting", "csv", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 2
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["evaluate", str(sentiment_bundle), "--data", str(data), "--quoting", "excel"])
+    assert exit_info.value.code == 2
+    assert "'excel'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ["", "sentence\tlabel\n", "sentence\tlabel\n\n\n"])
+def test_evaluate_on_a_file_without_examples_fails(sentiment_bundle, tmp_path, capsys, content):
+    data = tmp_path / "empty.tsv"
+    data.write_text(content, encoding="utf-8")
+    assert_clean_error(
+        cli.main(["evaluate", str(sentiment_bundle), "--data", str(data)]), capsys.readouterr().err,
+        str(data), "no examples", command="evaluate",
+    )
+
+
+def test_evaluate_a_tagger_on_a_file_without_sentences_fails(ner_bundle, tmp_path, capsys):
+    data = tmp_path / "empty.conll"
+    data.write_text("-DOCSTART- O\n\n\n", encoding="utf-8")
+    assert_clean_error(
+        cli.main(["evaluate", str(ner_bundle), "--data", str(data)]), capsys.readouterr().err,
+        str(data), "no examples", command="evaluate",
+    )
+
+
+def test_evaluate_on_a_dataset_split_without_rows_fails(sentiment_bundle, tmp_path, capsys, monkeypatch):
+    from nlpkit.data import DatasetSpec, SplitSpec, read_classification, register, unregister
+
+    (tmp_path / "hollow").mkdir()
+    (tmp_path / "hollow" / "test.tsv").write_text("sentence\tlabel\n", encoding="utf-8")
+    monkeypatch.setenv("NLPKIT_DATA", str(tmp_path))
+    register(DatasetSpec(name="hollow", task="classification", splits={"test": SplitSpec("hollow/test.tsv")},
+                         reader=read_classification))
+    try:
+        assert_clean_error(
+            cli.main(["evaluate", str(sentiment_bundle), "--dataset", "hollow"]), capsys.readouterr().err,
+            "'hollow'", "'test'", "no examples", command="evaluate",
+        )
+    finally:
+        unregister("hollow")
+
+
+# ---------------------------------------------------------------------------------------------
+# Honest, quiet output (issue: predictions that say what they were made from)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("form", ["keras", "saved_model"])
+def test_int8_with_a_format_that_has_no_int8_file_is_refused(sentiment_bundle, capsys, command, form):
+    extra = ["a fine film"] if command == "predict" else ["--data", str(sample_path("sentiment_test.tsv"))]
+    code = cli.main([command, str(sentiment_bundle), "--format", form, "--int8", *extra])
+    assert_clean_error(code, capsys.readouterr().err, "--int8", f"--format {form}", command=command)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t\n"])
+def test_an_empty_text_is_marked_in_json_and_on_stderr(sentiment_bundle, capsys, text):
+    assert cli.main(["predict", str(sentiment_bundle), "--json", "a fine film", text]) == 0
+    captured = capsys.readouterr()
+    first, second = [json.loads(line) for line in captured.out.splitlines()]
+    assert "empty" not in first and second["empty"] is True
+    assert "text 2 has no tokens" in captured.err and "text 1" not in captured.err
+
+
+def test_a_text_cut_at_max_length_says_so(sentiment_bundle, capsys, long_text):
+    max_length = read_manifest(sentiment_bundle)["tokenizer"]["max_length"]
+    assert cli.main(["predict", str(sentiment_bundle), "--json", long_text]) == 0
+    captured = capsys.readouterr()
+    (record,) = [json.loads(line) for line in captured.out.splitlines()]
+    assert record["truncated"]["tokens_kept"] == max_length
+    assert record["truncated"]["tokens"] > max_length
+    assert f"only the first {max_length}" in captured.err
+
+
+def test_plain_output_escapes_terminal_control_characters(sentiment_bundle, ner_bundle, capsys):
+    hostile = "fine \x1b[2J\x1b]0;owned\x07 film \u202egnirts\x9b"
+    assert cli.main(["predict", str(sentiment_bundle), hostile]) == 0
+    assert cli.main(["predict", str(ner_bundle), f"Anna {hostile}"]) == 0
+    out = capsys.readouterr().out
+    for raw in ("\x1b", "\x07", "\u202e", "\x9b"):
+        assert raw not in out
+    assert "\\x1b[2J" in out and "\\u202e" in out and "\\x9b" in out
+
+
+def test_json_output_never_holds_nan(capsys):
+    assert cli._json_line({"scores": {"a": float("nan"), "b": 0.5}, "x": [float("inf")]}) == (
+        '{"scores": {"a": null, "b": 0.5}, "x": [null]}'
+    )
+
+
+def test_predict_help_says_which_formats_are_safe_for_untrusted_bundles(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "saved_model runs tf.saved_model.load" in help_text and "bundles you trust" in help_text
+
+
+@pytest.mark.parametrize(
+    "line, native",
+    [
+        (b"I0000 00:00:1796646921.078021   12186 port.cc:153] oneDNN custom operations are on.\n", True),
+        (b"E0000 00:00:1796646925.424310   12186 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n", True),
+        (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n", True),
+        (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n", True),
+        (b"nlpkit predict: error: bundle/model.tflite: not a loadable TFLite model\n", False),
+        (b"nlpkit predict: note: text 2 has no tokens\n", False),
+    ],
+)
+def test_the_native_log_filter_drops_only_native_log_lines(line, native):
+    from nlpkit.native_logs import NATIVE_LOG_LINE
+
+    assert bool(NATIVE_LOG_LINE.match(line)) is native
+
+
+def test_the_command_shows_tensorflows_start_up_lines_only_with_verbose(sentiment_bundle):
+    from nlpkit.native_logs import NATIVE_LOG_LINE
+
+    quiet = run_cli_subprocess("predict", sentiment_bundle, "--format", "saved_model", "a fine film", "")
+    assert quiet.returncode == 0, quiet.stderr
+    assert [line for line in quiet.stderr.splitlines(keepends=True) if NATIVE_LOG_LINE.match(line)] == []
+    assert b"text 2 has no tokens" in quiet.stderr  # nlpkit's own lines still pass
+    loud = run_cli_subprocess("--verbose", "predict", sentiment_bundle, "--format", "saved_model", "a fine film")
+    assert loud.returncode == 0
+    if not any(NATIVE_LOG_LINE.match(line) for line in loud.stderr.splitlines(keepends=True)):
+        pytest.skip("this TensorFlow build printed no start-up lines to filter")
+
+
+@pytest.mark.slow
+def test_a_run_whose_model_diverges_exits_2_and_keeps_the_good_bundle(bundle_copy, snapshot_tree, capsys):
+    from tests.conftest import TINY_RECIPE_FLAGS
+
+    before = snapshot_tree(bundle_copy)
+    flags = [flag if flag != "0.01" else "1e30" for flag in TINY_RECIPE_FLAGS]  # the learning rate
+    code = cli.main(["train", "sentiment", *flags, "--epochs", "1", "--no-int8", "--output-dir", str(bundle_copy)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("nlpkit train: error: ")
+    assert "the bundle was not written" in err or "training diverged" in err
+    assert snapshot_tree(bundle_copy) == before
+    assert sorted(path.name for path in bundle_copy.parent.iterdir() if "staging" in path.name) == []

@@ -2,11 +2,12 @@
 
 import dataclasses
 import json
+import re
 from typing import Optional
 
 import pytest
 
-from nlpkit.config import config_parser, load_config_file, parse_config
+from nlpkit.config import config_parser, config_problem, load_config_file, parse_config
 
 
 @dataclasses.dataclass
@@ -140,3 +141,56 @@ def test_unsupported_field_types_fail_when_the_parser_is_built():
 
     with pytest.raises(TypeError, match="unsupported config field type"):
         config_parser(ListConfig)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "-1"], r"--epochs must be >= 1\. Received: -1"),
+        (["--epochs", "0"], r"--epochs must be >= 1\. Received: 0"),
+        (["--learning-rate", "nan"], r"--learning-rate must be a finite number\. Received: nan"),
+        (["--learning-rate", "inf"], r"--learning-rate must be a finite number\. Received: inf"),
+        (["--learning-rate", "0"], r"--learning-rate must be > 0\. Received: 0\.0"),
+        (["--scale=-inf"], r"--scale must be a finite number\. Received: -inf"),
+    ],
+)
+def test_out_of_range_and_non_finite_flags_are_rejected_at_parse_time(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(ExampleConfig, argv)
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_out_of_range_values_in_a_config_file_are_rejected(tmp_path, capsys):
+    path = write_json(tmp_path / "config.json", {"epochs": -3})
+    with pytest.raises(SystemExit):
+        parse_config(ExampleConfig, ["--config", str(path)])
+    assert "--epochs must be >= 1. Received: -3" in capsys.readouterr().err
+
+
+def test_a_field_may_declare_its_own_range():
+    @dataclasses.dataclass
+    class Ranged:
+        ratio: float = dataclasses.field(default=0.5, metadata={"range": (0, 1, True, True)})
+
+    assert config_problem(Ranged()) is None
+    assert config_problem(Ranged(ratio=1.0)) == "--ratio must be < 1. Received: 1.0"
+
+
+@pytest.mark.parametrize("recipe", ["sentiment_gru", "ner_bilstm_crf", "language_model", "translation", "long_range"])
+def test_every_recipe_default_is_in_range(recipe):
+    import importlib
+
+    module = importlib.import_module(f"recipes.{recipe}")
+    assert config_problem(module.Config()) is None
+
+
+@pytest.mark.parametrize("flags", [["--epochs", "-1"], ["--dropout", "1.5"], ["--learning-rate", "nan"]])
+def test_nlpkit_train_names_the_bad_flag(flags, capsys):
+    from nlpkit import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "sentiment", *flags])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"nlpkit train sentiment: error: {flags[0]} must be" in err and "loss" not in err

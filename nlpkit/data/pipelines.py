@@ -61,20 +61,28 @@ def classification_dataset(
         lambda text, label: (_pad_to_one(tokenizer(text)), label),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).unbatch()
+    # unbatch() loses the example count; without it the batches below have an unknown
+    # count too (see `bucket_by_length` for what that costs in `model.fit`).
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(texts)))
     dataset = dataset.map(lambda ids, label: (_strip_padding(ids), label))
     if cache:
         dataset = dataset.cache()
+    bucketed = num_buckets > 1 and len(texts) > batch_size
+    if bucketed:
+        # An example's bucket depends on its token count, which only the graph tokenizer
+        # knows, and `bucket_by_length` needs every count: one pass reads them. Over the
+        # cached dataset that pass also fills the cache, so the texts are still tokenized once.
+        token_lengths = np.concatenate(
+            [np.zeros(0, np.int32)]
+            + [batch.numpy() for batch in dataset.map(lambda ids, label: tf.shape(ids)[0]).batch(4096)]
+        )
     if shuffle:
         dataset = dataset.shuffle(min(len(texts), 100_000), seed=seed, reshuffle_each_iteration=True)
-    if num_buckets > 1 and len(texts) > batch_size:
-        lengths = [len(text.split()) for text in texts]
-        edges = bucket_boundaries(lengths, num_buckets)
-        dataset = dataset.bucket_by_sequence_length(
-            lambda ids, label: tf.shape(ids)[0],
-            bucket_boundaries=edges,
-            bucket_batch_sizes=[batch_size] * (len(edges) + 1),
-            padded_shapes=([None], []),
-            padding_values=(0, 0),
+    if bucketed:
+        edges = bucket_boundaries([len(text.split()) for text in texts], num_buckets)
+        dataset = bucket_by_length(
+            dataset, token_lengths, lambda ids, label: tf.shape(ids)[0], edges, batch_size,
+            padded_shapes=([None], []), padding_values=(0, 0),
         )
     else:
         dataset = dataset.padded_batch(batch_size, padded_shapes=([None], []))
@@ -163,15 +171,57 @@ def tagging_dataset(
     padded_shapes = ({"word_ids": [None], "char_ids": [None, None]}, [None])
     if num_buckets > 1 and len(word_ids) > batch_size:
         edges = bucket_boundaries(sentence_lengths, num_buckets)
-        dataset = dataset.bucket_by_sequence_length(
-            lambda inputs, _: tf.shape(inputs["word_ids"])[0],
-            bucket_boundaries=edges,
-            bucket_batch_sizes=[batch_size] * (len(edges) + 1),
+        dataset = bucket_by_length(
+            dataset, sentence_lengths, lambda inputs, _: tf.shape(inputs["word_ids"])[0], edges, batch_size,
             padded_shapes=padded_shapes,
         )
     else:
         dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes)
     return prefetch_without_autotuner(dataset)
+
+
+def bucket_by_length(dataset, lengths, length_fn, boundaries, batch_size, padded_shapes=None, padding_values=None):
+    """``dataset.bucket_by_sequence_length`` with a number of batches that tf.data knows.
+
+    How many batches bucketing makes depends on every example's length, so tf.data marks
+    the bucketed dataset's cardinality unknown. ``model.fit`` then finds an epoch's end
+    only by running off it: every epoch, and every validation pass, ends with Keras'
+    "Your input ran out of data; interrupting training" warning, and the empty training
+    call at the end still advances the optimizer's step counter (13 batches count as 14
+    steps, which shifts Adam's bias correction and step-based schedules). The count is
+    known in advance from the lengths: each bucket yields ceil(its examples / batch_size)
+    batches in any order, since the leftovers of every bucket are flushed at the end.
+
+    Args:
+        dataset: an unbatched ``tf.data.Dataset``.
+        lengths: sequence of int, every example's length as ``length_fn`` computes it.
+        length_fn: callable, element -> scalar int32 tensor, the bucketing key.
+        boundaries: list of int, the increasing upper length bounds of the buckets
+            (`bucket_boundaries`); ``len(boundaries) + 1`` buckets.
+        batch_size: int, the batch size of every bucket.
+        padded_shapes, padding_values: as for ``tf.data.Dataset.bucket_by_sequence_length``.
+
+    Example:
+        >>> dataset = tf.data.Dataset.range(1, 8).map(lambda n: tf.range(n))
+        >>> batches = bucket_by_length(dataset, range(1, 8), lambda ids: tf.shape(ids)[0], [4], batch_size=2)
+        >>> int(batches.cardinality())  # lengths 1-3: 2 batches; lengths 4-7: 2 batches
+        4
+    """
+    lengths = np.asarray(list(lengths), np.int64)
+    examples = int(dataset.cardinality())
+    if examples >= 0 and lengths.size != examples:
+        raise ValueError(f"`lengths` holds {lengths.size} lengths but the dataset holds {examples} examples.")
+    buckets = np.searchsorted(np.asarray(boundaries, np.int64), lengths, side="right")
+    batches = int(sum(-(-count // batch_size) for count in np.bincount(buckets)))
+    dataset = dataset.bucket_by_sequence_length(
+        length_fn,
+        bucket_boundaries=list(boundaries),
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padded_shapes=padded_shapes,
+        padding_values=padding_values,
+    )
+    # Checked by tf.data as the batches are read: a wrong count fails loudly, not silently.
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
 
 def prefetch_without_autotuner(dataset):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import zlib
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -112,7 +113,7 @@ def _read_bytes(path: Path) -> bytes:
     try:
         with _open_binary(path) as stream:
             return stream.read()
-    except (gzip.BadGzipFile, EOFError) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise DataFormatError(f"corrupt gzip data ({exc})", path=path) from None
 
 
@@ -163,7 +164,7 @@ def iter_lines(path: PathLike) -> Iterator[tuple[int, str]]:
                 if line_number == 1 and line.startswith(_BOM):
                     line = line[1:]
                 yield line_number, line
-        except (gzip.BadGzipFile, EOFError) as exc:
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise DataFormatError(
                 f"corrupt gzip data after line {line_number} ({exc})", path=path
             ) from None
@@ -314,6 +315,7 @@ def read_classification(
         FileNotFoundError: ``path`` does not exist.
         DataFormatError: wrong number of fields, empty label, named column not in the header,
             column index out of range, bad quoting or bad UTF-8 (file and line in the message).
+            With ``quoting=False``, a wrong field count on a line holding ``"`` suggests quoting.
         ValueError: the arguments contradict each other (same column twice, names without a
             header).
 
@@ -369,8 +371,12 @@ def read_classification(
     text_index = resolve(text_column, "text")
     label_index = resolve(label_column, "label")
     if text_index == label_index:
-        raise ValueError(
-            f"text_column {text_column!r} and label_column {label_column!r} are the same column"
+        # Only the file's width makes them meet (e.g. -1 and 0 in a one-column file): name it.
+        raise DataFormatError(
+            f"text_column {text_column!r} and label_column {label_column!r} are the same column "
+            f"of rows of {width} {sep_name}-separated field(s)",
+            path=path,
+            line=first_line,
         )
 
     if has_header is None:
@@ -388,9 +394,17 @@ def read_classification(
     examples = []
     for line_number, fields in rows[1:] if has_header else rows:
         if len(fields) != width:
+            hint = ""
+            # Quoting is off by default (review text holds literal quotes), so a standard quoted
+            # CSV field with a delimiter inside splits apart; say how to read such a file.
+            if not quoting and '"' in delimiter.join(fields):
+                hint = (
+                    "; the line contains '\"': if fields are quoted, read with --quoting csv "
+                    "(quoting=True)"
+                )
             raise DataFormatError(
                 f"expected {width} {sep_name}-separated fields (as in {where}, line "
-                f"{first_line}), found {len(fields)}",
+                f"{first_line}), found {len(fields)}{hint}",
                 path=path,
                 line=line_number,
             )
@@ -430,6 +444,7 @@ def read_conll(
     end the current document (``TaggedSentence.document`` counts the documents that hold a
     sentence, from 0). All
     non-blank, non-docstart lines must have the same number of columns as the first such line.
+    A line of only whitespace and byte-order marks (U+FEFF) counts as blank.
 
     Args:
         path: the file to read (plain or gzipped).
@@ -475,7 +490,9 @@ def read_conll(
             tokens, tags = [], []
 
     for line_number, line in iter_lines(path):
-        if not line.strip():
+        # iter_lines drops a BOM on line 1 only; files concatenated from BOM-marked parts also
+        # carry one on a line of its own (often the last), which str.strip() does not remove.
+        if not line.replace(_BOM, "").strip():
             flush()
             continue
         fields = line.split(separator)

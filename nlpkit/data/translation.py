@@ -105,7 +105,7 @@ def translation_dataset(sources, targets, batch_size=32, shuffle=False, seed=Non
     """
     import tensorflow as tf
 
-    from nlpkit.data.pipelines import bucket_boundaries, prefetch_without_autotuner
+    from nlpkit.data.pipelines import bucket_boundaries, bucket_by_length, prefetch_without_autotuner
 
     if len(sources) != len(targets):
         raise ValueError(f"sources and targets differ in length: {len(sources)} != {len(targets)}")
@@ -130,11 +130,10 @@ def translation_dataset(sources, targets, batch_size=32, shuffle=False, seed=Non
     if shuffle:
         dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(example)
-    boundaries = bucket_boundaries([len(source) for source in sources], num_buckets) if num_buckets > 1 else []
-    dataset = dataset.bucket_by_sequence_length(
-        lambda source, decoder_input, labels: tf.shape(source)[0],
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+    source_lengths = [len(source) for source in sources]
+    boundaries = bucket_boundaries(source_lengths, num_buckets) if num_buckets > 1 else []
+    dataset = bucket_by_length(
+        dataset, source_lengths, lambda source, decoder_input, labels: tf.shape(source)[0], boundaries, batch_size
     )
     dataset = dataset.map(
         lambda source, decoder_input, labels: ({"source_ids": source, "decoder_input_ids": decoder_input}, labels)

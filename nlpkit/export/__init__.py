@@ -1,6 +1,14 @@
 """Export: .keras, SavedModel (strings in), TFLite (ids in, built-in ops only), bundles."""
 
-from nlpkit.export.bundle import library_versions, update_manifest, write_bundle
+from nlpkit.export.bundle import (
+    ExportCheckError,
+    check_finite_weights,
+    check_parity,
+    library_versions,
+    print_parity,
+    update_manifest,
+    write_bundle,
+)
 from nlpkit.export.saved_model import write_saved_model
 from nlpkit.export.tflite import (
     NonBuiltinOpsError,

@@ -47,7 +47,7 @@ class LanguageModelExport(tf.Module):
         return self.stack.tflite_endpoints()
 
 
-def write_language_model_bundle(output_dir, model, tokenizer, graph_tokenizer, int8=True, metadata=None):
+def write_language_model_bundle(output_dir, model, tokenizer, graph_tokenizer, int8=True, metadata=None, parity=None):
     """Writes a language-model bundle (see DESIGN.md §3) and returns its path.
 
     Besides the common files, ``nlpkit.json`` gets a ``generation`` entry that
@@ -61,6 +61,8 @@ def write_language_model_bundle(output_dir, model, tokenizer, graph_tokenizer, i
         tokenizer: the pure-Python tokenizer; graph_tokenizer: its graph twin.
         int8: also write the dynamic-range quantized ``model.int8.tflite``.
         metadata: extra ``nlpkit.json`` fields (metrics, config).
+        parity: optional ``parity(staged_bundle_dir) -> dict``, checked before the bundle
+            replaces anything (see `nlpkit.export.write_bundle`).
 
     Example:
         >>> write_language_model_bundle("saved_models/lm", model, twin, graph_twin,
@@ -84,4 +86,5 @@ def write_language_model_bundle(output_dir, model, tokenizer, graph_tokenizer, i
         graph_tokenizer=graph_tokenizer,
         int8=int8,
         metadata={"generation": generation, **(metadata or {})},
+        parity=parity,
     )

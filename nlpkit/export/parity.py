@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from nlpkit.models import load_keras_model, pad_tagging_batch
 from nlpkit.lite.runtime import load_signature_runner
-from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
+from nlpkit.manifest import bundle_assets, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import load_tokenizer
 
 
@@ -35,7 +35,7 @@ def classifier_parity(bundle_dir, texts, batch_size=64):
     bundle_dir = Path(bundle_dir)
     texts = list(texts)
     manifest = read_manifest(bundle_dir, task="text_classification")
-    tokenizer = load_tokenizer(bundle_dir / ASSETS_DIR)
+    tokenizer = load_tokenizer(bundle_assets(bundle_dir, manifest))
     ids = [tokenizer.encode(text) or [0] for text in texts]
 
     model = load_keras_model(bundle_file(bundle_dir, manifest, "keras"))
@@ -126,7 +126,7 @@ def tagger_parity(bundle_dir, token_lists, batch_size=64):
     bundle_dir = Path(bundle_dir)
     token_lists = [list(tokens) for tokens in token_lists]
     manifest = read_manifest(bundle_dir, task="sequence_tagging")
-    tokenizer = load_tokenizer(bundle_dir / ASSETS_DIR)
+    tokenizer = load_tokenizer(bundle_assets(bundle_dir, manifest))
     tags, scheme = manifest["labels"], manifest["tag_scheme"]
     output_scheme = manifest["output_scheme"]
 

@@ -64,12 +64,35 @@ def convert(model, endpoints, quantization=None, lstm="auto"):
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if quantization == "dynamic_range":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            # Per-channel dense weights (the converter's default since TF 2.17) need
+            # FULLY_CONNECTED version 12, which runtimes before 2.17 cannot load; apps pin
+            # runtimes for years. Per-tensor scales give version 9 (runtime 2.5 and newer).
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         content = converter.convert()
     content = remove_lstm_cell_clip(content)
     assert_builtin_only(content)
     if lstm == "fused":
         _check_fused(content, lstm_export)
     return content
+
+
+def min_runtime_version(model):
+    """The oldest TFLite runtime the converter says runs ``model`` (bytes or path), e.g. "2.5.0".
+
+    The converter computes it from the version of every operator it wrote and stores it as
+    the ``min_runtime_version`` metadata entry; None when a file has no such entry.
+
+    Example:
+        >>> min_runtime_version("saved_models/sentiment/model.int8.tflite")
+        '2.5.0'
+    """
+    flatbuffer = tflite_schema.Model.GetRootAsModel(_read(model), 0)
+    for index in range(flatbuffer.MetadataLength()):
+        entry = flatbuffer.Metadata(index)
+        if entry.Name() == b"min_runtime_version":
+            data = flatbuffer.Buffers(entry.Buffer()).DataAsNumpy()
+            return bytes(data).rstrip(b"\0").decode("ascii")
+    return None
 
 
 def remove_lstm_cell_clip(model):

@@ -83,7 +83,9 @@ class TranslationExport(tf.Module):
         return {"serving_default": make(settings.beam_width), "greedy": make(1)}
 
 
-def write_translation_bundle(output_dir, model, tokenizer, graph_tokenizer, settings=None, int8=True, metadata=None):
+def write_translation_bundle(
+    output_dir, model, tokenizer, graph_tokenizer, settings=None, int8=True, metadata=None, parity=None
+):
     """Writes a translation bundle (see DESIGN.md §3) and returns its path.
 
     ``nlpkit.json`` gets a ``translation`` entry that `nlpkit.lite.Translator` reads: the
@@ -97,6 +99,8 @@ def write_translation_bundle(output_dir, model, tokenizer, graph_tokenizer, sett
         settings: `DecodingSettings` (default: its defaults).
         int8: also write the dynamic-range quantized ``model.int8.tflite``.
         metadata: extra ``nlpkit.json`` fields (metrics, config, languages).
+        parity: optional ``parity(staged_bundle_dir) -> dict``, checked before the bundle
+            replaces anything (see `nlpkit.export.write_bundle`).
 
     Example:
         >>> write_translation_bundle("saved_models/translation", model, twin, graph_twin,
@@ -119,4 +123,5 @@ def write_translation_bundle(output_dir, model, tokenizer, graph_tokenizer, sett
         graph_tokenizer=graph_tokenizer,
         int8=int8,
         metadata={"translation": translation, **(metadata or {})},
+        parity=parity,
     )

@@ -122,21 +122,13 @@ def unfusable_reason(layer, inputs, mask=None):
     return None
 
 
-# The `auto` rule. CPU ms per sequence, 1 interpreter thread, batch 1, this 2-core machine
-# (benchmarks/rnn_speed.py --tflite-forms only: embedding -> LSTM -> dense on every step),
-# fused / WHILE:
-#   T=256 E=128 H=256   LSTM   float32 11.7 / 13.8 (fused 1.17x)  int8 5.6 / 10.4 (1.86x)
-#                       BiLSTM float32 24.4 / 29.1 (1.19x)        int8 11.4 / 23.6 (2.06x)
-#   T=64  E=256 H=512   LSTM   float32  9.5 /  6.8 (WHILE 1.40x)  int8 4.8 / 3.6 (WHILE 1.33x)
-#                       BiLSTM float32 24.0 / 14.4 (WHILE 1.67x)  int8 9.2 / 7.0 (WHILE 1.31x)
-# The fused kernel does its input matmul step by step (the loop does it once for all steps),
-# so its cost per step grows faster with the layer's width, while the loop's cost per step
-# grows with T (one layer, E=128 H=256: 0.035 ms per step at T=64, 0.049 at T=256; the
-# fused op 0.040 at both). A one-layer grid had the fused op ahead at H=128 (T=64: 1.5-1.9x,
-# one float32 tie at E=256), behind at H=512 (T=64: 0.7-0.85x; T=256: 0.95x float32, 1.24x
-# int8), and at H=256 behind in float32 for T<=64 (0.7-0.85x), about even in int8
-# (0.85-1.1x), ahead at T=256. Sequence length is dynamic, so the rule uses the width only.
-# With 2 threads the fused kernel still runs on one, and the loop gained nothing here.
+# The `auto` rule. The fused kernel does its input matmul step by step (the loop does it
+# once for all steps), so its cost per step grows faster with the layer's width, while the
+# loop's cost per step grows with T. Measured batch-1 latency (`python benchmarks/rnn_speed.py
+# --tflite-forms only`; the figures are on the docs' benchmarks page) had the fused op ahead
+# up to 256 units (most of all in int8) and the WHILE loop ahead at 512. Sequence length is
+# dynamic, so the rule uses the width only. With 2 threads the fused kernel still runs on
+# one, and the loop gained nothing.
 AUTO_FUSED_MAX_UNITS = 256
 
 

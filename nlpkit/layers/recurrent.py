@@ -60,8 +60,9 @@ def run_recurrence(
         compiled: bool, default False. XLA compiles the loop: each step reads its slice of
             the batch-major ``projected`` in place, where TensorFlow's kernels (and the
             TFLite converter) get a time-major copy to index (a strided read of
-            ``projected[:, t]`` costs nothing under XLA, the copy of the whole projection
-            1.8 ms of 30 at B=32, T=64, 4H=2048).
+            ``projected[:, t]`` costs nothing under XLA, while the copy of the whole
+            projection was a measurable part of a compiled LSTM forward pass; see
+            ``benchmarks/rnn_speed.py``).
 
     Returns:
         ``(last_output, outputs_or_None, final_states)``; ``outputs`` is
@@ -147,7 +148,8 @@ def inside_xla_compilation():
     the dynamic ones), and must not wrap them in a ``tf.function`` of its own: a nested
     compiled function whose gradient is taken and whose variables are then updated in the
     same step made XLA take the variables as constants and compile again on every step
-    (MinGRU, B=8, T=1000, 128 units: 1.5-1.8 s a step instead of 11-13 ms).
+    (a training step then took over a hundred times longer; ``tests/layers/test_jit_compile.py``
+    covers models compiled whole).
 
     TensorFlow has no public API for this; ``control_flow_util`` is what its own
     control-flow code asks.

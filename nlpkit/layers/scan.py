@@ -4,31 +4,29 @@ MinGRU, MinLSTM and Mamba all reduce to this first-order, element-wise linear re
 whose combine step ``(a1, b1) then (a2, b2) -> (a1 * a2, a2 * b1 + b2)`` is associative,
 so all time steps can be computed in far fewer than ``T`` sequential steps.
 
-Which implementation, and why (measured here, 2 shared cores, B=32, T=1000, F=128, forward
-+ backward of a log-space scan; noisy, another benchmark was running):
+Which implementation, and why (the timings behind these choices are on the docs' benchmarks
+page, under "Measurements behind implementation choices"; `benchmarks/parallel_scan_speed.py`
+measures the layers built on this module):
 
 - ``keras.ops.associative_scan`` (the odd/even recursion of ``tfp.math.scan_associative``)
   fails under the TensorFlow backend when the scanned axis has a dynamic length (it compares
   symbolic shapes in Python: ``OperatorNotAllowedInGraphError``), and every Keras ``fit``
-  with variable-length batches and every dynamic-length TFLite signature has one. With a
-  static length it took 0.54 s;
+  with variable-length batches and every dynamic-length TFLite signature has one;
 - a Hillis-Steele scan in a ``tf.while_loop`` (log2(T) passes, each combining every step
-  with the one ``d`` before it) works at any length: 1.4 s, against 5.9 s for a sequential
-  ``tf.while_loop`` with autodiff;
+  with the one ``d`` before it) works at any length, and is far faster than a sequential
+  ``tf.while_loop`` with autodiff, but every pass touches all T steps;
 - ``keras.ops.associative_scan`` over a static axis inside a dynamic-length tensor runs,
   but its interleaving ``tf.cond`` concatenates unranked tensors, which the TFLite converter
   cannot lower to built-in ops (``tf.ConcatV2 ... ERROR_NEEDS_FLEX_OPS``). The same odd/even
-  recursion written for a static chunk (no ``tf.cond``) converted, at 0.4-0.9 s;
+  recursion written for a static chunk (no ``tf.cond``) converts;
 - so `chunked_scan` pads time to a multiple of a static chunk and scans *inside* the
   chunks with one combine per step, unrolled over the static chunk length and run on all
   chunks at once (`_chunk_scan`), then runs a Hillis-Steele scan over the chunk totals (a
   dynamic but ``chunk`` times shorter axis) and one combine to hand every chunk the carry of
   the chunks before it. Sequential depth ``chunk + log2(T / chunk)``, and ``O(T)`` work
-  where the recursions do several passes with strided copies: at the width a matched-size
-  MinGRU has (B=8, T=1000, 760 units, under heavy load) 1.4 s at chunk 32 and 1.6 s at 16,
-  against 2.6 s for the static odd/even recursion and 2.3 s for Hillis-Steele alone. It
-  converts to TFLite with built-in ops only (a ``WHILE`` around the short Hillis-Steele
-  loop).
+  where the recursions do several passes with strided copies, which made it faster than
+  either recursion at the width a matched-size MinGRU has. It converts to TFLite with
+  built-in ops only (a ``WHILE`` around the short Hillis-Steele loop).
 
 `linear_recurrence` runs it for ``h_t = a_t * h_{t-1} + b_t`` with ``0 <= a <= 1`` (MinGRU,
 MinLSTM, Mamba: products of ``a`` only shrink, so linear space is stable and the log space
@@ -37,8 +35,8 @@ of Feng et al., 2024, §3.1 is not needed), with a hand-written backward pass.
 
 import tensorflow as tf
 
-# Steps per chunk of `chunked_scan` (measured above: 32 beat 16; longer chunks make
-# longer unrolled graphs).
+# Steps per chunk of `chunked_scan` (32 measured faster than 16, figures in
+# docs/benchmarks.md; longer chunks make longer unrolled graphs).
 DEFAULT_CHUNK = 32
 
 

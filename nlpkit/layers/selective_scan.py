@@ -16,12 +16,12 @@ the decay, the state and ``y_t`` step by step. Its backward pass is a reverse lo
 closed-form gradient (`_backward`); it reads the state saved before each step (the one
 state-sized tensor per step this keeps, written once) and recomputes the decays.
 
-Measured here (B=8, T=1000, d_inner=256, d_state=16, forward + backward under XLA, median
-of 5): 313 ms for the materialised parallel scan, 134 ms for this loop with the state laid
-out ``(batch, d_inner, d_state)``, 81 ms with ``(batch, d_state, d_inner)`` (``d_inner``
-innermost, so every step's operations run along contiguous memory; the forward alone 14
-ms against 30 ms). Unrolling several steps per loop iteration was slower under XLA
-(K=4: 174 ms, K=8: 513 ms, in the first layout).
+The state is laid out ``(batch, d_state, d_inner)``, with ``d_inner`` innermost, so every
+step's operations run along contiguous memory: that layout measured well ahead of
+``(batch, d_inner, d_state)``, and both well ahead of the materialised parallel scan.
+Unrolling several steps per loop iteration was slower under XLA. The timings are on the
+docs' benchmarks page; ``python benchmarks/parallel_scan_speed.py --layers lstm,mamba``
+measures the Mamba layer that uses this loop.
 
 It is meant to run compiled by XLA (`nlpkit.layers.Mamba` uses it when the layer compiles
 its sequence computation); an uncompiled loop pays TensorFlow's per-op overhead on every

@@ -6,15 +6,14 @@ pre-activation row, scaled per block before and after: ``tanh(z * s) * s + b`` w
 ``s = [1/2, 1/2, 1, 1/2]`` and ``b = [1/2, 1/2, 0, 1/2]`` (each repeated ``units`` times).
 
 Why: XLA's CPU backend lowers ``sigmoid`` to ``1 / (1 + exp(-x))``, an exponential and a
-division per element in small per-gate fusions. Measured on the 2-core Zen 5 machine of
-2026-12-03 (64 steps of B=32, H=512, one ``tf.while_loop`` under ``jit_compile``), the
-element-wise part of the LSTM step took 11.0 ms with four activations and 2.2 ms with one
-``tanh`` (with the recurrent matmul: 20.6 ms against 16.8 ms). TensorFlow's own kernels
-(no XLA) go the other way (3.9 ms against 8.1 ms), and TFLite has a fused ``LOGISTIC``, so
-only compiled loops use this form; the values agree to float32 rounding (about 1e-7). It
-is the LSTM's inference loop that uses it: the hand-written training loop (41.9 ms forward
-+ backward either way) and the GRU (whose two gates already are one ``sigmoid``) measured
-no faster with it.
+division per element in small per-gate fusions, and one ``tanh`` over the whole row cut the
+element-wise part of a compiled LSTM step to a fraction of that. TensorFlow's own kernels
+(no XLA) go the other way, and TFLite has a fused ``LOGISTIC``, so only compiled loops use
+this form; the values agree to float32 rounding (about 1e-7). It is the LSTM's inference
+loop that uses it: the hand-written training loop and the GRU (whose two gates already are
+one ``sigmoid``) measured no faster with it. The timings are on the docs' benchmarks page;
+``python benchmarks/rnn_speed.py --layers lstm --no-tflite --tflite-forms no`` measures the
+LSTM with it, against stock Keras and PyTorch.
 """
 
 import numpy as np

@@ -7,7 +7,7 @@ import numpy as np
 from nlpkit.decoding.search import log_softmax
 from nlpkit.decoding.text import generate_text
 from nlpkit.lite.runtime import load_signature_runner
-from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
+from nlpkit.manifest import bundle_assets, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import load_tokenizer
 
 _MODEL_KEYS = {"float32": "tflite", "int8": "tflite_int8"}
@@ -104,7 +104,7 @@ class LanguageModelGenerator:
         """Manifest and tokenizer: all but the step function."""
         self.bundle_dir = Path(bundle_dir)
         self.manifest = read_manifest(self.bundle_dir, task=self.task)
-        self.tokenizer = load_tokenizer(self.bundle_dir / ASSETS_DIR)
+        self.tokenizer = load_tokenizer(bundle_assets(self.bundle_dir, self.manifest))
 
     def generate_with_ids(self, prompts, max_new_tokens, method="greedy", **options):
         """``(texts, generation)`` for a list of prompts; see `nlpkit.decoding.generate_text`."""

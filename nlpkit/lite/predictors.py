@@ -7,11 +7,31 @@ import numpy as np
 
 from nlpkit.errors import BundleError
 from nlpkit.lite.runtime import load_signature_runner
-from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
+from nlpkit.manifest import MANIFEST_FILE, bundle_assets, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import PythonTaggingTokenizer, load_tokenizer
-from nlpkit.text.tag_schemes import convert_tags, extract_spans
+from nlpkit.text.tag_schemes import TagSchemeError, convert_tags, extract_spans, normalize_scheme, parse_tag
 
 _MODEL_KEYS = {"float32": "tflite", "int8": "tflite_int8"}
+
+
+def _named_failures(runner, model_path, signature):
+    """``runner`` with LiteRT's invoke errors raised as `BundleError` naming the model file.
+
+    LiteRT's own error is a bare RuntimeError ("gather index out of bounds") when the bundle's
+    vocabulary holds more ids than the model's embedding, i.e. assets and model do not belong together.
+    """
+
+    def run(**inputs):
+        try:
+            return runner(**inputs)
+        except RuntimeError as error:
+            reason = " ".join(str(error).split())
+            raise BundleError(
+                f"{model_path}: signature {signature!r} failed on the ids of the bundle's tokenizer ({reason:.300}); "
+                "are assets/ and the model from the same export?"
+            ) from None
+
+    return run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +69,10 @@ class TextClassifierPredictor:
         self.bundle_dir = Path(bundle_dir)
         self.manifest = read_manifest(self.bundle_dir, task=self.task)
         self.labels = list(self.manifest["labels"])
-        self.tokenizer = load_tokenizer(self.bundle_dir / ASSETS_DIR)
+        self.tokenizer = load_tokenizer(bundle_assets(self.bundle_dir, self.manifest))
         model_path = bundle_file(self.bundle_dir, self.manifest, _MODEL_KEYS[precision])
-        self._classify = load_signature_runner(model_path, "classify", num_threads=num_threads)
+        self._classify = _named_failures(load_signature_runner(model_path, "classify", num_threads=num_threads),
+                                         model_path, "classify")
 
     def scores(self, text):
         """Class probabilities of one text as a float32 array of shape ``(num_labels,)``."""
@@ -66,6 +87,11 @@ class TextClassifierPredictor:
         predictions = []
         for text in texts:
             scores = self.scores(text)
+            if len(scores) != len(self.labels):
+                raise BundleError(
+                    f"{self.bundle_dir / MANIFEST_FILE}: 'labels' lists {len(self.labels)} labels, but the model "
+                    f"scores {len(scores)} classes."
+                )
             predictions.append(
                 ClassPrediction(
                     label=self.labels[int(np.argmax(scores))],
@@ -140,14 +166,27 @@ class SequenceTaggerPredictor:
         self.tags = list(self.manifest["labels"])
         self.scheme = self.manifest.get("tag_scheme", "BIO")
         self.output_scheme = self.manifest.get("output_scheme", self.scheme)
-        self.tokenizer = load_tokenizer(self.bundle_dir / ASSETS_DIR)
+        # Checked here, naming the file: at predict time these errors would name none.
+        manifest_path = self.bundle_dir / MANIFEST_FILE
+        for key, scheme in (("tag_scheme", self.scheme), ("output_scheme", self.output_scheme)):
+            try:
+                normalize_scheme(scheme)
+            except TagSchemeError as error:
+                raise BundleError(f"{manifest_path}: {key}: {error}") from None
+        try:
+            for tag in self.tags:
+                parse_tag(tag, self.scheme)
+        except TagSchemeError as error:
+            raise BundleError(f"{manifest_path}: 'labels' do not fit tag_scheme {self.scheme!r}: {error}") from None
+        self.tokenizer = load_tokenizer(bundle_assets(self.bundle_dir, self.manifest))
         if not isinstance(self.tokenizer, PythonTaggingTokenizer):
             raise BundleError(
                 f"{self.bundle_dir}: a tagger bundle needs a 'tagging' tokenizer, found "
                 f"{type(self.tokenizer).__name__}."
             )
         model_path = bundle_file(self.bundle_dir, self.manifest, _MODEL_KEYS[precision])
-        self._tag = load_signature_runner(model_path, "tag", num_threads=num_threads)
+        self._tag = _named_failures(load_signature_runner(model_path, "tag", num_threads=num_threads),
+                                    model_path, "tag")
 
     def tag_ids(self, tokens):
         """The model's tag ids (indices into ``self.tags``) of one token list, int32 ``(len(tokens),)``."""
@@ -164,7 +203,13 @@ class SequenceTaggerPredictor:
     def tag_tokens(self, tokens):
         """The tags (in ``output_scheme``) of one token list."""
         tokens = list(tokens)
-        return convert_tags([self.tags[i] for i in self.tag_ids(tokens)], self.scheme, self.output_scheme)
+        ids = self.tag_ids(tokens)
+        if len(ids) and not 0 <= ids.min() <= ids.max() < len(self.tags):
+            raise BundleError(
+                f"{self.bundle_dir / MANIFEST_FILE}: 'labels' lists {len(self.tags)} tags, but the model "
+                f"gives tag id {int(ids.max())}."
+            )
+        return convert_tags([self.tags[i] for i in ids], self.scheme, self.output_scheme)
 
     def predict_tokens(self, token_lists):
         """A `TagPrediction` for every pre-tokenized sentence of ``token_lists``."""

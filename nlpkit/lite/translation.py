@@ -8,7 +8,7 @@ from nlpkit.data.translation import encode_source
 from nlpkit.decoding.search import log_softmax
 from nlpkit.decoding.translation import strip_end, translate_ids
 from nlpkit.lite.runtime import load_signature_runner
-from nlpkit.manifest import ASSETS_DIR, bundle_file, read_manifest
+from nlpkit.manifest import bundle_assets, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import load_tokenizer
 
 _MODEL_KEYS = {"float32": "tflite", "int8": "tflite_int8"}
@@ -106,7 +106,7 @@ class Translator:
         """Manifest, tokenizer, start/end ids and decoding settings: all but the step function."""
         self.bundle_dir = Path(bundle_dir)
         self.manifest = read_manifest(self.bundle_dir, task=self.task)
-        self.tokenizer = load_tokenizer(self.bundle_dir / ASSETS_DIR)
+        self.tokenizer = load_tokenizer(bundle_assets(self.bundle_dir, self.manifest))
         spec = self.manifest["translation"]
         self.bos_id, self.eos_id = int(spec["bos_id"]), int(spec["eos_id"])
         self.settings = dict(spec.get("decoding", {}))

@@ -217,6 +217,8 @@ def read_json(path, what):
     except json.JSONDecodeError as error:
         message = f"{what} file is not valid JSON: {error.msg}"
         raise DataFormatError(message, path=path, line=error.lineno) from error
+    except RecursionError:
+        raise DataFormatError(f"{what} file is not valid JSON: nested too deeply", path=path) from None
     if not isinstance(data, dict):
         message = f"{what} file must hold a JSON object, found {type(data).__name__}"
         raise DataFormatError(message, path=path)

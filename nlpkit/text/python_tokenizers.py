@@ -11,6 +11,7 @@ import unicodedata
 from pathlib import Path
 
 from nlpkit.errors import DataFormatError
+from nlpkit.manifest import resolve_inside
 from nlpkit.text.normalization import TextNormalizer, read_json
 from nlpkit.text.vocabulary import Vocabulary
 
@@ -75,8 +76,24 @@ class _PythonTokenizer:
         self._ids = token_id_map(vocabulary)
         self._unk_id = vocabulary.unk_id
 
-    def tokenize(self, text):
+    def all_tokens(self, text):
+        """Every token of ``text``, before ``max_length`` cuts them."""
         raise NotImplementedError
+
+    def tokenize(self, text):
+        """The tokens of ``text``, at most ``max_length`` of them."""
+        tokens = self.all_tokens(text)
+        return tokens if self.max_length is None else tokens[: self.max_length]
+
+    def truncates(self, text):
+        """``(kept, total)`` token counts of ``text``: the model sees ``kept`` of ``total`` tokens.
+
+        Example:
+            >>> PythonWordTokenizer(vocab, TextNormalizer(), max_length=2).truncates("a b c")
+            (2, 3)
+        """
+        total = len(self.all_tokens(text))
+        return (total if self.max_length is None else min(total, self.max_length)), total
 
     def encode(self, text):
         """Returns the token ids of ``text`` (str, or UTF-8 bytes decoded with replacement)."""
@@ -137,10 +154,9 @@ class PythonWordTokenizer(_PythonTokenizer):
 
     kind = "word"
 
-    def tokenize(self, text):
-        """Returns the word tokens of ``text``, at most ``max_length`` of them."""
-        tokens = self.normalizer.tokenize(text)
-        return tokens if self.max_length is None else tokens[: self.max_length]
+    def all_tokens(self, text):
+        """Returns the word tokens of ``text`` (`tokenize` keeps at most ``max_length``)."""
+        return self.normalizer.tokenize(text)
 
     def decode(self, ids):
         """Returns the tokens of ``ids`` joined by spaces, padding ids dropped."""
@@ -169,10 +185,9 @@ class PythonCharTokenizer(_PythonTokenizer):
 
     kind = "char"
 
-    def tokenize(self, text):
-        """Returns the characters of the normalized ``text``, at most ``max_length`` of them."""
-        chars = list(self.normalizer.normalize(text))
-        return chars if self.max_length is None else chars[: self.max_length]
+    def all_tokens(self, text):
+        """Returns the characters of the normalized ``text`` (`tokenize` keeps at most ``max_length``)."""
+        return list(self.normalizer.normalize(text))
 
     def decode(self, ids):
         """Returns the characters of ``ids`` joined, padding ids dropped."""
@@ -257,10 +272,9 @@ class PythonTaggingTokenizer(_PythonTokenizer):
         self._char_ids = token_id_map(char_vocabulary)
         self._char_unk_id = char_vocabulary.unk_id
 
-    def tokenize(self, text):
-        """Returns the whitespace-separated tokens of ``text`` (case kept), at most ``max_length``."""
-        tokens = whitespace_normalizer().tokenize(text)
-        return tokens if self.max_length is None else tokens[: self.max_length]
+    def all_tokens(self, text):
+        """Returns the whitespace-separated tokens of ``text``, case kept (`tokenize` keeps ``max_length``)."""
+        return whitespace_normalizer().tokenize(text)
 
     def word_form(self, token):
         """The normalized form of one token that the word vocabulary is looked up with."""
@@ -304,7 +318,7 @@ class PythonTaggingTokenizer(_PythonTokenizer):
             max_word_length = check_max_word_length(spec.get("max_word_length", 20))
         except ValueError as error:
             raise DataFormatError(str(error), path=path) from error
-        char_vocabulary = Vocabulary.load(Path(directory) / spec.get("char_vocabulary", CHAR_VOCABULARY_FILE))
+        char_vocabulary = Vocabulary.load(spec_file(directory, spec, "char_vocabulary", CHAR_VOCABULARY_FILE))
         try:
             return cls(vocabulary, normalizer, char_vocabulary, max_length=max_length, max_word_length=max_word_length)
         except ValueError as error:
@@ -345,6 +359,16 @@ def save_tokenizer(tokenizer, directory):
     return spec
 
 
+def spec_file(directory, spec, key, default):
+    """The file a tokenizer spec names under ``key``, refused if it lies outside ``directory``.
+
+    Example:
+        >>> spec_file("saved_models/sentiment/assets", {"vocabulary": "vocabulary.json"}, "vocabulary", VOCABULARY_FILE)
+        PosixPath('saved_models/sentiment/assets/vocabulary.json')
+    """
+    return resolve_inside(directory, spec.get(key, default), f"{TOKENIZER_FILE} {key!r}")
+
+
 def load_tokenizer(directory, spec=None):
     """Builds the Python twin saved by ``save_tokenizer``.
 
@@ -356,11 +380,11 @@ def load_tokenizer(directory, spec=None):
     directory = Path(directory)
     spec_path = directory / TOKENIZER_FILE
     if spec is None:
-        spec = read_json(spec_path, "tokenizer spec")
+        spec = read_json(resolve_inside(directory, TOKENIZER_FILE, TOKENIZER_FILE), "tokenizer spec")
     elif not isinstance(spec, dict):
         raise TypeError(f"`spec` must be a dict, received {type(spec).__name__}: {spec!r:.80}")
     kind = spec.get("type")
-    if kind not in _TOKENIZER_TYPES and kind != "sentencepiece":
+    if not isinstance(kind, str) or (kind not in _TOKENIZER_TYPES and kind != "sentencepiece"):
         message = f"tokenizer 'type' must be one of {sorted([*_TOKENIZER_TYPES, 'sentencepiece'])}, found {kind!r}"
         raise DataFormatError(message, path=spec_path)
     try:
@@ -372,6 +396,6 @@ def load_tokenizer(directory, spec=None):
         from nlpkit.text.subword import PythonSentencePieceTokenizer
 
         return PythonSentencePieceTokenizer.from_files(directory, spec, max_length)
-    vocabulary = Vocabulary.load(directory / spec.get("vocabulary", VOCABULARY_FILE))
-    normalizer = TextNormalizer.load(directory / spec.get("normalization", NORMALIZATION_FILE))
+    vocabulary = Vocabulary.load(spec_file(directory, spec, "vocabulary", VOCABULARY_FILE))
+    normalizer = TextNormalizer.load(spec_file(directory, spec, "normalization", NORMALIZATION_FILE))
     return _TOKENIZER_TYPES[kind].from_files(directory, spec, vocabulary, normalizer, max_length)

@@ -20,7 +20,7 @@ from pathlib import Path
 import sentencepiece
 
 from nlpkit.errors import DataFormatError
-from nlpkit.text.python_tokenizers import TOKENIZER_FILE, check_max_length
+from nlpkit.text.python_tokenizers import TOKENIZER_FILE, check_max_length, spec_file
 
 __all__ = [
     "PythonSentencePieceTokenizer",
@@ -172,6 +172,11 @@ class PythonSentencePieceTokenizer:
         pieces = self._processor.encode(_as_text(text), out_type=str)
         return pieces[: self.max_length] if self.max_length else pieces
 
+    def truncates(self, text):
+        """``(kept, total)`` piece counts of ``text``: the model sees ``kept`` of ``total`` pieces."""
+        total = len(self._processor.encode(_as_text(text), out_type=int))
+        return (min(total, self.max_length) if self.max_length else total), total
+
     def encode(self, text):
         """The ids of ``text`` (list of int), without start or end ids."""
         ids = self._processor.encode(_as_text(text), out_type=int)
@@ -211,7 +216,7 @@ class PythonSentencePieceTokenizer:
     @classmethod
     def from_files(cls, directory, spec, max_length):
         """The tokenizer `nlpkit.text.load_tokenizer` finds in ``directory``."""
-        path = Path(directory) / spec.get("model", SENTENCEPIECE_MODEL_FILE)
+        path = spec_file(directory, spec, "model", SENTENCEPIECE_MODEL_FILE)
         if not path.is_file():
             raise DataFormatError(f"the SentencePiece model {path.name} is missing", path=path)
         try:

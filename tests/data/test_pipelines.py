@@ -240,6 +240,88 @@ def test_prefetch_without_autotuner_doctest():
     assert doctest.DocTestRunner().run(test).failed == 0
 
 
+# ---------------------------------------------------------------- known number of batches
+
+
+def every_pipeline(tokenizer, corpus):
+    """``{name: dataset}`` for each batching path of the three pipelines, shuffled where it can be."""
+    from nlpkit.data.pipelines import tagging_dataset
+    from nlpkit.data.translation import translation_dataset
+
+    texts, labels = corpus
+    words, chars, tags = tagging_corpus(70)
+    rng = np.random.default_rng(5)
+    sources = [list(rng.integers(3, 40, int(rng.integers(1, 15)))) for _ in range(70)]
+    targets = [list(rng.integers(3, 40, int(rng.integers(1, 15)))) for _ in range(70)]
+    return {
+        "classification_buckets": classification_dataset(texts, labels, tokenizer, batch_size=8, num_buckets=4,
+                                                          shuffle=True, seed=2),
+        "classification_buckets_no_cache": classification_dataset(texts, labels, tokenizer, batch_size=8,
+                                                                   num_buckets=4, cache=False),
+        "classification_no_buckets": classification_dataset(texts, labels, tokenizer, batch_size=8, num_buckets=1),
+        "tagging_buckets": tagging_dataset(words, chars, tags, batch_size=8, shuffle=True, seed=2, num_buckets=4),
+        "tagging_no_buckets": tagging_dataset(words, chars, tags, batch_size=8, num_buckets=1),
+        "translation_buckets": translation_dataset(sources, targets, batch_size=8, shuffle=True, seed=2),
+        "translation_no_buckets": translation_dataset(sources, targets, batch_size=8, num_buckets=1),
+    }
+
+
+def test_every_pipeline_knows_its_number_of_batches(tokenizer, corpus):
+    # An unknown count is what makes `model.fit` run off the end of every epoch (warning,
+    # and one phantom optimizer step per epoch); a wrong one would fail the epoch.
+    for name, dataset in every_pipeline(tokenizer, corpus).items():
+        count = int(dataset.cardinality())
+        assert count > 0, (name, count)
+        for _ in range(2):  # a reshuffled epoch makes the same number of batches
+            assert sum(1 for _ in dataset) == count, name
+
+
+def test_bucket_by_length_counts_batches_per_bucket_and_checks_lengths():
+    tf = pipelines.tf
+    lengths = [1, 1, 1, 5, 9, 9]
+    dataset = tf.data.Dataset.from_tensor_slices(lengths).map(lambda n: tf.ones([n], tf.int32))
+    batches = pipelines.bucket_by_length(dataset, lengths, lambda ids: tf.shape(ids)[0], [2, 6], batch_size=2)
+    # Buckets [0, 2): 3 rows -> 2 batches, [2, 6): 1 row -> 1, [6, inf): 2 rows -> 1.
+    assert int(batches.cardinality()) == 4 == len(list(batches))
+    with pytest.raises(ValueError, match="holds 5 lengths but the dataset holds 6 examples"):
+        pipelines.bucket_by_length(dataset, lengths[:5], lambda ids: tf.shape(ids)[0], [2, 6], batch_size=2)
+
+
+def test_bucket_by_length_doctest():
+    finder = doctest.DocTestFinder()
+    globs = {"bucket_by_length": pipelines.bucket_by_length, "tf": pipelines.tf}
+    (test,) = finder.find(pipelines.bucket_by_length, "bucket_by_length", globs=globs)
+    assert doctest.DocTestRunner().run(test).failed == 0
+
+
+def test_recipe_style_fit_runs_clean_epochs(tokenizer, twin, corpus):
+    # The sentiment recipe's fit: shuffled, bucketed training batches and bucketed
+    # validation batches. Before the pipelines had a known batch count, Keras warned
+    # "Your input ran out of data" after the first epoch and after every validation pass,
+    # and counted one optimizer step more per epoch than it trained.
+    import warnings
+
+    import keras
+
+    texts, labels = corpus
+    labels = [label % 2 for label in labels]
+    train = classification_dataset(texts, labels, tokenizer, batch_size=8, num_buckets=4, shuffle=True, seed=1)
+    valid = classification_dataset(texts[:30], labels[:30], tokenizer, batch_size=8, num_buckets=4)
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int32"),
+        keras.layers.Embedding(len(twin.vocabulary), 4, mask_zero=True),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(2),
+    ])
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(train, validation_data=valid, epochs=3, shuffle=False, verbose=0)
+    assert not [str(warning.message) for warning in caught if "ran out of data" in str(warning.message)]
+    assert int(model.optimizer.iterations.numpy()) == 3 * sum(1 for _ in train)
+
+
 # ---------------------------------------------------------------------------------------------
 # tagging_dataset
 # ---------------------------------------------------------------------------------------------

@@ -371,3 +371,32 @@ def test_conll_tag_scheme_accepts_its_tags_and_checks_the_name(tmp_path):
     assert len(read_conll(path, tag_scheme="iob2")) == 2
     with pytest.raises(ValueError, match="'BILOU'"):
         read_conll(path, tag_scheme="BILOU")
+
+
+def test_quoted_csv_field_count_error_hints_at_quoting(tmp_path):
+    path = write(tmp_path / "q.csv", 'text,label\nplain,0\n"a, b",1\n')
+    with pytest.raises(DataFormatError) as info:
+        read_classification(path, "text", "label")
+    message = str(info.value)
+    assert info.value.line == 3
+    assert "q.csv:3: expected 2 comma-separated fields" in message and "found 3" in message
+    assert "the line contains '\"'" in message and "--quoting csv (quoting=True)" in message
+    assert read_classification(path, "text", "label", quoting=True)[1] == LabelledText("a, b", "1")
+
+
+def test_field_count_error_without_quotes_has_no_quoting_hint(tmp_path):
+    path = write(tmp_path / "x.csv", "text,label\na, b,1\n")
+    with pytest.raises(DataFormatError) as info:
+        read_classification(path, "text", "label")
+    assert "found 3" in str(info.value) and "--quoting" not in str(info.value)
+
+
+def test_conll_line_of_only_a_bom_is_blank(tmp_path):
+    path = write(tmp_path / "c.txt", "\ufeffEU B-ORG\nrejects O\n\nPeter B-PER\n\ufeff\n  \ufeff \nBlackburn I-PER\n\ufeff")
+    assert read_conll(path) == [
+        TaggedSentence(["EU", "rejects"], ["B-ORG", "O"]),
+        TaggedSentence(["Peter"], ["B-PER"]),
+        TaggedSentence(["Blackburn"], ["I-PER"]),
+    ]
+    gzipped = write_gzip(tmp_path / "c.gz", "\ufeffEU B-ORG\n\ufeff\n")
+    assert read_conll(gzipped) == [TaggedSentence(["EU"], ["B-ORG"])]

@@ -174,6 +174,7 @@ def test_failed_export_leaves_the_old_bundle_intact(bundle_copy, snapshot_tree, 
 
 
 def test_failed_final_rename_puts_the_old_bundle_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("NLPKIT_NO_RENAME_EXCHANGE", "1")  # the two-rename path, as on macOS or Windows
     output = tmp_path / "bundle"
     output.mkdir()
     (output / "nlpkit.json").write_text("old")
@@ -192,6 +193,123 @@ def test_failed_final_rename_puts_the_old_bundle_back(tmp_path, monkeypatch):
         bundle_module._swap_into_place(staging, output)
     assert (output / "nlpkit.json").read_text() == "old"
     assert leftovers(tmp_path) == [".bundle.staging-1"]  # write_bundle's own cleanup removes it
+
+
+def fake_bundle(path, marker):
+    """A directory `read_manifest` accepts, told apart by ``marker``."""
+    path.mkdir(parents=True)
+    (path / "nlpkit.json").write_text(json.dumps({"format_version": 1, "task": "x", "marker": marker}))
+    return path
+
+
+def test_swap_exchanges_the_directories_in_one_step(tmp_path, monkeypatch):
+    output, staging = fake_bundle(tmp_path / "bundle", "old"), fake_bundle(tmp_path / ".bundle.staging-1", "new")
+    renames = []
+    monkeypatch.setattr(os, "replace", lambda *args: renames.append(args))
+    bundle_module._swap_into_place(staging, output)
+    assert read_manifest(output)["marker"] == "new"
+    assert renames == []  # no moment without a bundle at the path: renameat2 swapped both
+    assert leftovers(tmp_path) == []
+
+
+def test_an_interrupted_two_rename_swap_is_restored_by_the_next_load(tmp_path):
+    # What a kill between the two renames leaves: the old bundle aside, nothing at the path.
+    fake_bundle(tmp_path / ".bundle.previous-999999", "old")
+    assert read_manifest(tmp_path / "bundle")["marker"] == "old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_a_running_exports_swap_gap_is_left_to_it(tmp_path):
+    from nlpkit.errors import BundleError
+
+    # The parent process stands in for an export between its two renames.
+    fake_bundle(tmp_path / f".bundle.previous-{os.getppid()}", "old")
+    with pytest.raises(BundleError, match="not a directory"):
+        read_manifest(tmp_path / "bundle")
+    assert leftovers(tmp_path) == [f".bundle.previous-{os.getppid()}"]
+
+
+def test_an_interrupted_swap_is_restored_and_stale_folders_removed_by_the_next_export(sentiment_bundle, tmp_path):
+    output = tmp_path / "bundle"
+    fake_bundle(tmp_path / ".bundle.previous-999999", "old")
+    (tmp_path / ".bundle.staging-999998").mkdir()  # a killed export's half-written bundle
+    (tmp_path / ".bundle.staging-999998" / "model.keras").write_bytes(b"partial")
+    alive = tmp_path / f".bundle.staging-{os.getppid()}"  # a running export (the parent process)
+    alive.mkdir()
+    parts = load_parts(sentiment_bundle)
+    write_bundle(output, task="text_classification", label_names=["negative", "positive"], int8=False, **parts)
+    assert read_manifest(output)["task"] == "text_classification"
+    assert leftovers(tmp_path) == [alive.name]
+
+
+def test_a_model_with_a_non_finite_weight_is_not_exported(bundle_copy, snapshot_tree):
+    from nlpkit.export import ExportCheckError
+
+    parts = load_parts(bundle_copy)
+    weight = parts["model"].weights[0]
+    values = weight.numpy()
+    values.flat[3] = np.nan
+    weight.assign(values)
+    before = snapshot_tree(bundle_copy)
+    with pytest.raises(ExportCheckError, match=r"non-finite value\(s\).*nothing was exported"):
+        write_bundle(bundle_copy, task="text_classification", label_names=["negative", "positive"], **parts)
+    assert snapshot_tree(bundle_copy) == before
+    assert leftovers(bundle_copy.parent) == []
+
+
+@pytest.mark.parametrize(
+    "report, message",
+    [
+        ({"max_abs_diff": {"tflite": float("nan")}}, r"parity max_abs_diff.tflite is nan"),
+        ({"max_abs_diff": {"tflite": 0.0}, "repeat_identical": {"tflite": False}}, r"repeat_identical.tflite is false"),
+    ],
+)
+def test_a_failed_parity_check_keeps_the_old_bundle(bundle_copy, snapshot_tree, report, message):
+    from nlpkit.export import ExportCheckError
+
+    parts = load_parts(bundle_copy)
+    before = snapshot_tree(bundle_copy)
+    staged = []
+
+    def parity(path):
+        staged.append(read_manifest(path)["task"])  # runs on the finished, not yet visible bundle
+        return report
+
+    with pytest.raises(ExportCheckError, match=message):
+        write_bundle(bundle_copy, task="text_classification", label_names=["negative", "positive"], int8=False,
+                     parity=parity, **parts)
+    assert staged == ["text_classification"]
+    assert snapshot_tree(bundle_copy) == before
+    assert leftovers(bundle_copy.parent) == []
+
+
+def test_the_parity_report_is_stored_before_the_swap(sentiment_bundle, tmp_path):
+    parts = load_parts(sentiment_bundle)
+    output = write_bundle(tmp_path / "b", task="text_classification", label_names=["negative", "positive"],
+                          int8=False, parity=lambda path: {"checked": str(path.name)}, **parts)
+    assert read_manifest(output)["parity"] == {"checked": ".b.staging-%d" % os.getpid()}
+
+
+def test_a_non_finite_metric_is_refused_by_name(sentiment_bundle, tmp_path):
+    from nlpkit.export import ExportCheckError
+
+    parts = load_parts(sentiment_bundle)
+    with pytest.raises(ExportCheckError, match=r"field metrics.valid.loss is nan"):
+        write_bundle(tmp_path / "b", task="text_classification", label_names=["negative", "positive"], int8=False,
+                     metadata={"metrics": {"valid": {"loss": float("nan")}}}, **parts)
+    assert not (tmp_path / "b").exists() and leftovers(tmp_path) == []
+
+
+def test_the_staged_bundle_is_flushed_to_disk_before_the_swap(sentiment_bundle, tmp_path, monkeypatch):
+    synced, swapped = [], []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda descriptor: (synced.append(descriptor), real_fsync(descriptor)))
+    real_swap = bundle_module._swap_into_place
+    monkeypatch.setattr(bundle_module, "_swap_into_place", lambda *args: (swapped.append(len(synced)), real_swap(*args)))
+    parts = load_parts(sentiment_bundle)
+    write_bundle(tmp_path / "b", task="text_classification", label_names=["negative", "positive"], int8=False, **parts)
+    files = sum(len(names) for _, _, names in os.walk(tmp_path / "b"))
+    assert swapped and swapped[0] >= files  # every file (and its folders) before the rename
 
 
 # ---------------------------------------------------------------------------------------------

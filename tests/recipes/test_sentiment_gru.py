@@ -56,6 +56,26 @@ def test_trained_model_beats_chance_on_its_training_data(sentiment_bundle):
     assert np.mean(correct) >= 0.75
 
 
+def test_a_finished_run_removes_its_work_directory(trained_sentiment):
+    assert trained_sentiment.path.is_dir()
+    assert not trained_sentiment.path.with_name(trained_sentiment.path.name + ".work").exists()
+
+
+def test_a_failed_export_keeps_the_work_directory(tmp_path, monkeypatch):
+    import nlpkit.export
+
+    def failing_export(*args, **kwargs):
+        raise RuntimeError("export failed")
+
+    monkeypatch.setattr(nlpkit.export, "write_bundle", failing_export)
+    output = tmp_path / "bundle"
+    with pytest.raises(RuntimeError, match="export failed"):
+        sentiment_gru.main(["--epochs", "1", "--units", "8", "--embedding-dim", "8", "--batch-size", "16",
+                            "--no-int8", "--output-dir", str(output)])
+    assert not output.exists()
+    assert (tmp_path / "bundle.work" / "best.keras").is_file()  # kept for the rerun
+
+
 # ---------------------------------------------------------------------------------------------
 # Config and data
 # ---------------------------------------------------------------------------------------------
@@ -241,3 +261,27 @@ def test_pretrained_vectors_and_self_training_run_end_to_end(unlabelled_reviews,
     assert report["pseudo_labelled"] % 2 == 0
     assert report["kept"] in ("self-trained", "labelled-only")
     assert manifest["parity"]["max_abs_diff"]["tflite"] <= 1e-4
+
+
+def test_quoting_field_reads_quoted_csv_and_is_validated(tmp_path):
+    train = tmp_path / "train.csv"
+    train.write_text('sentence,label\n"good, really",pos\nbad,neg\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="--quoting csv"):
+        load_splits(Config(train_file=str(train)))
+    splits = load_splits(Config(train_file=str(train), quoting="csv"))
+    assert splits["train"] == [LabelledText("good, really", "pos"), LabelledText("bad", "neg")]
+    assert len(splits["valid"]) == 60  # the sample's literal quotes are still read as text
+    assert parse_config(Config, ["--quoting", "csv"]).quoting == "csv"
+    with pytest.raises(ValueError, match="'excel'"):
+        load_splits(Config(train_file=str(train), quoting="excel"))
+
+
+def test_one_class_training_file_is_rejected_naming_file_and_label(tmp_path):
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\ngood\t1\nfine\t1\n", encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        sentiment_gru.main(["--train-file", str(train), "--valid-file", str(train),
+                            "--output-dir", str(tmp_path / "bundle"), "--epochs", "1"])
+    message = str(info.value)
+    assert str(train) in message and "one label ['1']" in message and "at least two" in message
+    assert not (tmp_path / "bundle").exists()
