@@ -118,3 +118,15 @@ def bundle_tflite_files(bundle_dir):
     """``(path, signatures)`` of every .tflite file a bundle's ``nlpkit.json`` lists."""
     manifest = json.loads((Path(bundle_dir) / "nlpkit.json").read_text())
     return [(Path(bundle_dir) / name, info["signatures"]) for name, info in manifest["tflite_files"].items()]
+
+
+def every_signature_matches_in_tflite214(bundle_dir):
+    """Each signature of each .tflite file of a bundle, on a few well-formed inputs, in tflite-runtime 2.14 and LiteRT."""
+    calls = [
+        {"file": path, "signature": signature, "inputs": signature_inputs(path, signature, length=length, seed=seed)}
+        for path, signatures in bundle_tflite_files(bundle_dir)
+        for signature in signatures
+        for seed, length in enumerate((1, 4, 9))
+    ]
+    assert calls
+    assert_same_outputs(litert_outputs(calls), run_in_tflite214(calls), atol=1e-5)

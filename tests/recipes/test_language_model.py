@@ -209,19 +209,7 @@ def test_every_bundle_form_continues_alike_and_the_cli_prints_prompt_and_continu
         assert capsys.readouterr().out == prompts[0] + separator + outputs["keras"][0] + "\n"
 
 
-def _every_signature_in_tflite_runtime_2_14(bundle_dir):
-    """Each signature of each .tflite file, on a few well-formed inputs, in tflite-runtime 2.14 and LiteRT."""
-    from tests.runtimes import assert_same_outputs, bundle_tflite_files, litert_outputs, run_in_tflite214, signature_inputs
-
-    calls = [
-        {"file": path, "signature": signature, "inputs": signature_inputs(path, signature, length=length, seed=seed)}
-        for path, signatures in bundle_tflite_files(bundle_dir)
-        for signature in signatures
-        for seed, length in enumerate((1, 4, 9))
-    ]
-    assert calls
-    assert_same_outputs(litert_outputs(calls), run_in_tflite214(calls), atol=1e-5)
-
-
 def test_step_files_run_in_tflite_runtime_2_14(word_bundle):
-    _every_signature_in_tflite_runtime_2_14(word_bundle)
+    from tests.runtimes import every_signature_matches_in_tflite214
+
+    every_signature_matches_in_tflite214(word_bundle)

@@ -94,19 +94,7 @@ def test_load_pairs_reads_multi30k_in_both_directions():
     assert reverse["test"][0] == (pairs["test"][0].target, pairs["test"][0].source)
 
 
-def _every_signature_in_tflite_runtime_2_14(bundle_dir):
-    """Each signature of each .tflite file, on a few well-formed inputs, in tflite-runtime 2.14 and LiteRT."""
-    from tests.runtimes import assert_same_outputs, bundle_tflite_files, litert_outputs, run_in_tflite214, signature_inputs
-
-    calls = [
-        {"file": path, "signature": signature, "inputs": signature_inputs(path, signature, length=length, seed=seed)}
-        for path, signatures in bundle_tflite_files(bundle_dir)
-        for signature in signatures
-        for seed, length in enumerate((1, 4, 9))
-    ]
-    assert calls
-    assert_same_outputs(litert_outputs(calls), run_in_tflite214(calls), atol=1e-5)
-
-
 def test_encode_and_decode_step_files_run_in_tflite_runtime_2_14(bundle):
-    _every_signature_in_tflite_runtime_2_14(bundle[0])
+    from tests.runtimes import every_signature_matches_in_tflite214
+
+    every_signature_matches_in_tflite214(bundle[0])
