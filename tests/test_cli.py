@@ -326,7 +326,7 @@ def test_predict_json_for_a_tagger_in_every_format(ner_bundle, capsys, form):
     assert cli.main(["predict", str(ner_bundle), "--format", form, "--json", *texts]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [record["text"] for record in records] == texts
-    assert records[1] == {"text": "", "tokens": [], "tags": [], "entities": []}
+    assert records[1] == {"text": "", "tokens": [], "tags": [], "entities": [], "empty": True}
     for record, text in zip(records, texts):
         assert record["tokens"] == text.split() and len(record["tags"]) == len(record["tokens"])
         for entity in record["entities"]:

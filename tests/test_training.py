@@ -153,9 +153,12 @@ def test_backup_frequency_is_validated(tmp_path, save_freq):
 
 
 def test_standard_callbacks_back_up_every_n_steps_when_asked(tmp_path):
-    backup = standard_callbacks(tmp_path, backup_steps=50)[0]
-    assert isinstance(backup, ResumableBackup) and backup.save_freq == 50
-    assert standard_callbacks(tmp_path)[0].save_freq == "epoch"
+    def backup(callbacks):
+        (found,) = [callback for callback in callbacks if isinstance(callback, ResumableBackup)]
+        return found
+
+    assert backup(standard_callbacks(tmp_path, backup_steps=50)).save_freq == 50
+    assert backup(standard_callbacks(tmp_path)).save_freq == "epoch"
     with pytest.raises(ValueError, match="backup_steps=-1"):
         standard_callbacks(tmp_path, backup_steps=-1)
 

@@ -89,6 +89,7 @@ class _PythonTokenizer:
         """``(kept, total)`` token counts of ``text``: the model sees ``kept`` of ``total`` tokens.
 
         Example:
+            >>> vocab = Vocabulary.build([["a", "b", "c"]])
             >>> PythonWordTokenizer(vocab, TextNormalizer(), max_length=2).truncates("a b c")
             (2, 3)
         """
