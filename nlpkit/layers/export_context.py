@@ -13,6 +13,7 @@ import contextvars
 # The active `LSTMExport` record while a TFLite export traces, else None.
 TFLITE_EXPORT = contextvars.ContextVar("nlpkit_tflite_export", default=None)
 _PORTABLE = contextvars.ContextVar("nlpkit_portable_trace", default=False)
+_UNROLLED = contextvars.ContextVar("nlpkit_unrolled_trace", default=False)
 
 
 @contextlib.contextmanager
@@ -33,3 +34,28 @@ def portable_trace():
 def portable_trace_active():
     """True inside `portable_trace` or while a TFLite export traces."""
     return _PORTABLE.get() or TFLITE_EXPORT.get() is not None
+
+
+@contextlib.contextmanager
+def unrolled_trace():
+    """Recurrences traced inside the block with a static length run as straight-line steps.
+
+    Runtimes that take one subgraph only (MediaPipe's TextClassifier) or no control flow
+    cannot run a ``WHILE`` loop; at a fixed sequence length the loop can be written out
+    step by step instead, which costs file size (one copy of the step's ops per step) and
+    nothing else. Lengths unknown when tracing still get the loop.
+
+    Example:
+        >>> with unrolled_trace():
+        ...     content = convert(model, fixed_length_endpoints)
+    """
+    token = _UNROLLED.set(True)
+    try:
+        yield
+    finally:
+        _UNROLLED.reset(token)
+
+
+def unrolled_trace_active():
+    """True inside `unrolled_trace`."""
+    return _UNROLLED.get()

@@ -31,7 +31,7 @@ from keras.src import backend as keras_backend
 # tensorflow.python: the XLA-context test of `inside_xla_compilation` (no public API).
 from tensorflow.python.ops import control_flow_util
 
-from nlpkit.layers.export_context import portable_trace_active
+from nlpkit.layers.export_context import portable_trace_active, unrolled_trace_active
 from nlpkit.layers.fast_backward import fast_recurrence
 
 
@@ -87,6 +87,10 @@ def run_recurrence(
         def step_input(t):
             return steps[t]
 
+    if unrolled_trace_active() and projected.shape[1] is not None:
+        return _unrolled_recurrence(
+            step_fn, projected, initial_states, step_mask, go_backwards, return_sequences, zero_output_for_mask
+        )
     states = tuple(initial_states)
     outputs = tf.TensorArray(
         projected.dtype, size=num_steps, element_shape=initial_states[0].shape
@@ -116,6 +120,26 @@ def run_recurrence(
     sequence = None
     if return_sequences:
         sequence = tf.transpose(outputs.stack(), [1, 0, 2])
+    return states[0], sequence, states
+
+
+def _unrolled_recurrence(step_fn, projected, initial_states, step_mask, go_backwards, return_sequences,
+                         zero_output_for_mask):
+    # The same step as `run_recurrence`'s loop body, written out once per step (see
+    # `nlpkit.layers.export_context.unrolled_trace`): no WHILE op, one subgraph.
+    num_steps = projected.shape[1]
+    states, outputs = list(initial_states), []
+    for t in range(num_steps):
+        index = num_steps - 1 - t if go_backwards else t
+        new_states = step_fn(projected[:, index], list(states))
+        output = new_states[0]
+        if step_mask is not None:
+            keep = step_mask[t]
+            new_states = [tf.where(keep, new, old) for new, old in zip(new_states, states)]
+            output = tf.where(keep, output, tf.zeros_like(output)) if zero_output_for_mask else new_states[0]
+        states = list(new_states)
+        outputs.append(output)
+    sequence = tf.stack(outputs, axis=1) if return_sequences else None
     return states[0], sequence, states
 
 
