@@ -1,12 +1,23 @@
 """The bundle manifest (`nlpkit.json`) and file names. Pure Python: read on devices too."""
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
 from nlpkit.errors import BundleError
 
-BUNDLE_FORMAT_VERSION = 1
+# 2: tasks carry their one name (`TASKS`); version-1 bundles load, their names mapped.
+BUNDLE_FORMAT_VERSION = 2
+# The tasks, under the one name each has everywhere: manifest ``task``, `nlpkit.tasks`,
+# the data set registry, module names.
+TASKS = ("classification", "tagging", "language_model", "translation")
+# What format-version-1 bundles called them.
+_VERSION_1_TASK_NAMES = {
+    "text_classification": "classification",
+    "sequence_tagging": "tagging",
+    "language_modeling": "language_model",
+}
 MANIFEST_FILE = "nlpkit.json"
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
@@ -20,7 +31,7 @@ def read_manifest(bundle_dir, task=None):
 
     Args:
         bundle_dir: path of the bundle.
-        task: if given, the task the caller expects (e.g. "text_classification").
+        task: if given, the task the caller expects (e.g. "classification").
 
     Raises:
         BundleError: the directory, the manifest or a listed file is missing, the format
@@ -53,6 +64,8 @@ def read_manifest(bundle_dir, task=None):
             f"{path}: format_version {version!r} is not supported by this nlpkit "
             f"(supports up to {BUNDLE_FORMAT_VERSION})."
         )
+    if version == 1 and manifest.get("task") in _VERSION_1_TASK_NAMES:
+        manifest["task"] = _VERSION_1_TASK_NAMES[manifest["task"]]
     if task is not None and manifest.get("task") != task:
         raise BundleError(f"{bundle_dir}: bundle task is {manifest.get('task')!r}, expected {task!r}.")
     _check_fields(path, manifest, task)
@@ -73,8 +86,217 @@ def _check_fields(path, manifest, task):
         labels = manifest.get(key)
         if labels is not None and not (isinstance(labels, list) and all(isinstance(label, str) for label in labels)):
             raise BundleError(f"{path}: {key!r} must be a list of strings, found {labels!r:.80}.")
-    if task in ("text_classification", "sequence_tagging") and not manifest.get("labels"):
+    if task in ("classification", "tagging") and not manifest.get("labels"):
         raise BundleError(f"{path}: a {task} bundle needs 'labels', found {manifest.get('labels')!r:.80}.")
+
+
+# Task sections: the fields of ``nlpkit.json`` that one task's predictors, parity checks and
+# re-exports read, typed, checked once, with the file and field named when they are wrong.
+# Pure Python, so `nlpkit.lite` reads them too, and the web runtime reads the same names.
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodingSettings:
+    """How a translation bundle translates: search width, length normalisation and length limits.
+
+    Attributes:
+        beam_width: int, default 4. Of the SavedModel's ``serving_default`` (and the lite
+            translator's default beam search).
+        length_penalty: float, default 1.0.
+        max_length_ratio, max_length_offset: a translation of a source of ``n`` ids
+            (end id included) has at most ``int(ratio * n + offset)`` ids.
+        max_source_length: int or None. Longer sources are cut (to this many ids with the
+            end id) before encoding.
+
+    Example:
+        >>> DecodingSettings(beam_width=5).max_length_ratio
+        2.0
+    """
+
+    beam_width: int = 4
+    length_penalty: float = 1.0
+    max_length_ratio: float = 2.0
+    max_length_offset: int = 10
+    max_source_length: int = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationSection:
+    """A classifier's labels (``labels``) and the labels of its training data (``raw_labels``).
+
+    Example:
+        >>> ClassificationSection(["negative", "positive"]).to_manifest()
+        {'labels': ['negative', 'positive']}
+    """
+
+    labels: tuple
+    raw_labels: tuple = None
+
+    key = None  # top-level fields of nlpkit.json
+
+    @classmethod
+    def from_manifest(cls, manifest, path):
+        labels = _strings(manifest, "labels", path, required=True)
+        return cls(labels, _strings(manifest, "raw_labels", path))
+
+    def to_manifest(self):
+        fields = {"labels": list(self.labels)}
+        if self.raw_labels is not None:
+            fields["raw_labels"] = list(self.raw_labels)
+        return fields
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggingSection:
+    """A tagger's tags (``labels``), the scheme they are in and the scheme it outputs.
+
+    Example:
+        >>> TaggingSection(("O", "B-PER"), "BIO", "BIO").to_manifest()["output_scheme"]
+        'BIO'
+    """
+
+    tags: tuple
+    tag_scheme: str = "BIO"
+    output_scheme: str = None
+
+    key = None
+
+    @classmethod
+    def from_manifest(cls, manifest, path):
+        tags = _strings(manifest, "labels", path, required=True)
+        scheme = _typed(manifest, "tag_scheme", str, path, "BIO")
+        return cls(tags, scheme, _typed(manifest, "output_scheme", str, path, scheme))
+
+    def to_manifest(self):
+        return {"labels": list(self.tags), "tag_scheme": self.tag_scheme,
+                "output_scheme": self.output_scheme or self.tag_scheme}
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelSection:
+    """``generation``: how a language model's streaming ``step`` signature is driven.
+
+    Attributes:
+        level: "word", "char" or "subword": how generated pieces are joined.
+        start_id: the id read before a prompt.
+        state_names: the step's state inputs (and outputs), sorted.
+        step_input, step_output: the token id input and the logits output.
+    """
+
+    level: str
+    start_id: int
+    state_names: tuple
+    step_input: str = "token_id"
+    step_output: str = "logits"
+
+    key = "generation"
+
+    @classmethod
+    def from_manifest(cls, manifest, path):
+        section = _section(manifest, cls.key, path)
+        return cls(
+            _typed(section, "level", str, path, prefix=cls.key),
+            _typed(section, "start_id", int, path, prefix=cls.key),
+            _strings(section, "state_names", path, required=True, prefix=cls.key),
+            _typed(section, "step_input", str, path, "token_id", prefix=cls.key),
+            _typed(section, "step_output", str, path, "logits", prefix=cls.key),
+        )
+
+    def to_manifest(self):
+        fields = dataclasses.asdict(self)
+        fields["state_names"] = list(self.state_names)
+        return {self.key: fields}
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationSection:
+    """``translation``: start and end ids, the decoder's state names and the `DecodingSettings`."""
+
+    bos_id: int
+    eos_id: int
+    state_names: tuple
+    recurrent_states: int
+    decoding: DecodingSettings = DecodingSettings()
+
+    key = "translation"
+
+    @classmethod
+    def from_manifest(cls, manifest, path):
+        section = _section(manifest, cls.key, path)
+        decoding = _typed(section, "decoding", dict, path, {}, prefix=cls.key)
+        known = {field.name for field in dataclasses.fields(DecodingSettings)}
+        unknown = sorted(set(decoding) - known)
+        if unknown:
+            raise BundleError(f"{path}: translation.decoding has unknown fields {unknown}; known: {sorted(known)}.")
+        for name, value in decoding.items():
+            if value is not None and not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise BundleError(f"{path}: translation.decoding.{name} must be a number, found {value!r:.80}.")
+        return cls(
+            _typed(section, "bos_id", int, path, prefix=cls.key),
+            _typed(section, "eos_id", int, path, prefix=cls.key),
+            _strings(section, "state_names", path, required=True, prefix=cls.key),
+            _typed(section, "recurrent_states", int, path, prefix=cls.key),
+            DecodingSettings(**decoding),
+        )
+
+    def to_manifest(self):
+        fields = dataclasses.asdict(self)
+        fields["state_names"] = list(self.state_names)
+        return {self.key: fields}
+
+
+SECTIONS = {
+    "classification": ClassificationSection,
+    "tagging": TaggingSection,
+    "language_model": LanguageModelSection,
+    "translation": TranslationSection,
+}
+
+
+def task_section(bundle_dir, manifest):
+    """The typed section of ``manifest`` for its task (see `SECTIONS`), checked field by field.
+
+    Example:
+        >>> task_section("saved_models/sentiment", read_manifest("saved_models/sentiment")).labels
+        ('negative', 'positive')
+    """
+    path = Path(bundle_dir) / MANIFEST_FILE
+    task = manifest.get("task")
+    if task not in SECTIONS:
+        raise BundleError(f"{path}: task {task!r} is not one of {list(SECTIONS)}.")
+    return SECTIONS[task].from_manifest(manifest, path)
+
+
+_MISSING = object()
+
+
+def _section(manifest, key, path):
+    section = manifest.get(key)
+    if not isinstance(section, dict):
+        raise BundleError(f"{path}: {key!r} must be an object, found {section!r:.80}.")
+    return section
+
+
+def _typed(fields, name, kind, path, default=_MISSING, prefix=None):
+    label = f"{prefix}.{name}" if prefix else name
+    if name not in fields or fields[name] is None:
+        if default is _MISSING:
+            raise BundleError(f"{path}: {label!r} is missing.")
+        return default
+    value = fields[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BundleError(f"{path}: {label!r} must be {kind.__name__}, found {value!r:.80}.")
+    return value
+
+
+def _strings(fields, name, path, required=False, prefix=None):
+    label = f"{prefix}.{name}" if prefix else name
+    value = fields.get(name)
+    if value is None and not required:
+        return None
+    if not (isinstance(value, list) and value and all(isinstance(item, str) for item in value)):
+        raise BundleError(f"{path}: {label!r} must be a non-empty list of strings, found {value!r:.80}.")
+    return tuple(value)
 
 
 def bundle_file(bundle_dir, manifest, key):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpkit.errors import BundleError
 from nlpkit.lite import (
     ClassPrediction,
     LanguageModelGenerator,
@@ -23,7 +22,7 @@ from nlpkit.lite import (
 from nlpkit.manifest import bundle_assets, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import load_tokenizer
 
-FORMATS = ("tflite", "keras", "saved_model")
+from nlpkit.tasks import FORMATS, task_of
 
 
 def _as_batch(texts):
@@ -52,7 +51,7 @@ class _SavedModelForm:
 
 
 class _TensorFlowClassifier:
-    task = "text_classification"
+    task = "classification"
 
     def __init__(self, bundle_dir):
         self.bundle_dir = Path(bundle_dir)
@@ -115,7 +114,7 @@ class SavedModelClassifier(_TensorFlowClassifier):
 
 
 class _TensorFlowTagger:
-    task = "sequence_tagging"
+    task = "tagging"
 
     def __init__(self, bundle_dir):
         self.bundle_dir = Path(bundle_dir)
@@ -263,7 +262,7 @@ class SavedModelGenerator(_SavedModelForm):
         >>> SavedModelGenerator("saved_models/lm").generate("the river", max_new_tokens=40)
     """
 
-    task = "language_modeling"
+    task = "language_model"
 
     def generate(self, prompts, max_new_tokens=100, method="greedy", **options):
         """Continuation text of a prompt (str in, str out) or of each prompt of a list."""
@@ -284,15 +283,6 @@ class SavedModelGenerator(_SavedModelForm):
         return texts[0] if single else texts
 
 
-# The predictor of each (task, format); "tflite" ones also take precision and num_threads.
-_PREDICTORS = {
-    "text_classification": {"tflite": TextClassifierPredictor, "keras": KerasClassifier, "saved_model": SavedModelClassifier},
-    "sequence_tagging": {"tflite": SequenceTaggerPredictor, "keras": KerasTagger, "saved_model": SavedModelTagger},
-    "translation": {"tflite": Translator, "keras": KerasTranslator, "saved_model": SavedModelTranslator},
-    "language_modeling": {"tflite": LanguageModelGenerator, "keras": KerasGenerator, "saved_model": SavedModelGenerator},
-}
-
-
 def load_predictor(bundle_dir, format="tflite", precision="float32", num_threads=1):
     """Opens a bundle in one of its exported forms: "tflite" (default), "keras" or "saved_model".
 
@@ -307,10 +297,7 @@ def load_predictor(bundle_dir, format="tflite", precision="float32", num_threads
     """
     if format not in FORMATS:
         raise ValueError(f"`format` must be one of {FORMATS}. Received: {format!r}")
-    task = read_manifest(bundle_dir).get("task", "text_classification")
-    if task not in _PREDICTORS:
-        raise BundleError(f"{bundle_dir}: no predictor for task {task!r}; known tasks: {sorted(_PREDICTORS)}.")
-    predictor = _PREDICTORS[task][format]
+    predictor = task_of(bundle_dir, read_manifest(bundle_dir)).load("predictors", format)
     if format == "tflite":
         return predictor(bundle_dir, precision=precision, num_threads=num_threads)
     return predictor(bundle_dir)

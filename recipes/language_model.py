@@ -28,7 +28,7 @@ from pathlib import Path
 from nlpkit.config import parse_config
 from nlpkit.data import get_spec, read_text
 from nlpkit.data import load as load_dataset
-from nlpkit.data.language_modeling import LEVELS, build_lm_tokenizer, encode_stream, lm_normalizer
+from nlpkit.data.language_model import LEVELS, build_lm_tokenizer, encode_stream, lm_normalizer
 from nlpkit.samples import sample_path
 
 # Corpora that come tokenized: no lowercasing and no punctuation splitting (PTB's "<unk>"
@@ -385,7 +385,7 @@ def train(config):
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    config = parse_config(Config, argv, prog="nlpkit train lm", description=__doc__.splitlines()[0])
+    config = parse_config(Config, argv, prog="nlpkit train language_model", description=__doc__.splitlines()[0])
     train(config)
     return 0
 

@@ -528,7 +528,7 @@ def train(config):
     parity_rows = passages(splits["test"] or valid_rows, config.passage_tokens)
     bundle = write_bundle(
         output_dir,
-        task="sequence_tagging",
+        task="tagging",
         model=model,
         tokenizer=tokenizer,
         graph_tokenizer=TaggingTokenizer.from_python(tokenizer),

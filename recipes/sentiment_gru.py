@@ -400,7 +400,7 @@ def train(config):
     parity_texts = [row.text for row in (splits["test"] or valid_rows)[: config.parity_texts]]
     bundle = write_bundle(
         output_dir,
-        task="text_classification",
+        task="classification",
         model=model,
         tokenizer=twin,
         graph_tokenizer=graph_tokenizer,

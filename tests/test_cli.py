@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from nlpkit import cli
+from nlpkit.evaluation import json_line
 from nlpkit.export import audit_ops
 from nlpkit.lite import TextClassifierPredictor
 from nlpkit.manifest import read_manifest
@@ -231,7 +232,7 @@ def test_export_rewrites_the_bundle_in_place(bundle_copy, capsys, sample_test_te
     assert cli.main(["export", str(bundle_copy)]) == 0
     assert "re-exported" in capsys.readouterr().out
 
-    manifest = read_manifest(bundle_copy, task="text_classification")
+    manifest = read_manifest(bundle_copy, task="classification")
     for key in ("metrics", "config", "raw_labels", "labels", "tokenizer", "files"):
         assert manifest[key] == before_manifest[key], key
     for file_name in ("model.tflite", "model.int8.tflite"):
@@ -415,7 +416,7 @@ def test_export_rewrites_a_tagger_bundle(ner_bundle_copy, capsys, ner_test_sente
     before_manifest = read_manifest(ner_bundle_copy)
     assert cli.main(["export", str(ner_bundle_copy), "--no-int8"]) == 0
     assert "re-exported" in capsys.readouterr().out
-    manifest = read_manifest(ner_bundle_copy, task="sequence_tagging")
+    manifest = read_manifest(ner_bundle_copy, task="tagging")
     for key in ("metrics", "config", "labels", "tokenizer", "tag_scheme", "output_scheme"):
         assert manifest[key] == before_manifest[key], key
     assert "tflite_int8" not in manifest["files"]
@@ -557,7 +558,7 @@ def test_plain_output_escapes_terminal_control_characters(sentiment_bundle, ner_
 
 
 def test_json_output_never_holds_nan(capsys):
-    assert cli._json_line({"scores": {"a": float("nan"), "b": 0.5}, "x": [float("inf")]}) == (
+    assert json_line({"scores": {"a": float("nan"), "b": 0.5}, "x": [float("inf")]}) == (
         '{"scores": {"a": null, "b": 0.5}, "x": [null]}'
     )
 

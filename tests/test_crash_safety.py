@@ -124,7 +124,7 @@ def assert_complete(bundle, context):
     """
     from nlpkit.lite import TextClassifierPredictor
 
-    manifest = read_manifest(bundle, task="text_classification")
+    manifest = read_manifest(bundle, task="classification")
     for key, name in manifest["files"].items():
         assert (bundle / name).exists(), f"{context}: files.{key} = {name} is missing"
     assert (bundle / SAVED_MODEL_DIR / "saved_model.pb").is_file(), f"{context}: saved_model.pb is missing"
@@ -159,12 +159,19 @@ class TemplateModel:
 
     def __init__(self, template):
         self.template = template
+        self.task = json.loads((template / MANIFEST_FILE).read_text())["task"]
+
+    def export_model(self):
+        return self
+
+    def manifest_section(self, tokenizer):
+        return {}
 
     def save(self, path):
         shutil.copyfile(self.template / KERAS_FILE, path)
 
-    def serving_endpoint(self, graph_tokenizer, label_names):
-        return None
+    def serving_endpoints(self, graph_tokenizer, label_names):
+        return {}
 
     def tflite_endpoints(self):
         signatures = json.loads((self.template / MANIFEST_FILE).read_text())["signatures"]["tflite"]

@@ -270,7 +270,7 @@ def repeated(piece, count):
 odd_strings = repeated("x", 5000) | repeated("a/", 3000) | st.sampled_from([
     "", ".", "..", "/", "\x00", "model.tflite\x00.txt", "assets", "model.keras",
     "model.tflite", "model.int8.tflite", "nlpkit.json", "saved_model", "\u202e", " model.tflite", "model.tflite/",
-    "assets/vocabulary.json", "text_classification", "sequence_tagging", "translation", "language_modeling",
+    "assets/vocabulary.json", "classification", "tagging", "translation", "language_model",
     "BIO", "BIOES", "IOB1", "XYZ", "\x1b[31m",
 ])
 # Names that lead out of the bundle. "<abs>" and "<abs-dir>" become absolute paths to the secret and
@@ -705,7 +705,7 @@ garbles = st.one_of(
               st.sampled_from([b"\xff", b"\x00", b"}", b'"', b"\xc3\x28", b"\n{"]) | repeated(b"[", 100_000)),
     st.tuples(st.just("replace"), repeated(b"[", 100_000) | repeated(b'{"a":', 50_000) | st.sampled_from([
         b"", b"  \n", b"null", b"[]", b"3", b'"text"', b"NaN", b"\x00" * 16,
-        b"\xff\xfe\xfd", b'{"format_version": 1, "task": "text_classification"}', b'{"type": "word"}',
+        b"\xff\xfe\xfd", b'{"format_version": 1, "task": "classification"}', b'{"type": "word"}',
     ])),
     st.tuples(st.just("binary"), st.binary(max_size=64)),
     st.sampled_from([("bom",), ("utf-16",), ("latin-1",)]),
@@ -898,7 +898,7 @@ def known_examples(tagger):
     return [
         set_entry("nlpkit.json", None, "labels", labels),
         set_entry("nlpkit.json", None, "labels", 5),
-        set_entry("nlpkit.json", None, "task", ["text_classification"]),
+        set_entry("nlpkit.json", None, "task", ["classification"]),
         set_entry("nlpkit.json", None, "tag_scheme" if tagger else "raw_labels", 5 if tagger else [{}]),
         set_entry("assets/tokenizer.json", None, "type", []),
         drop_key("nlpkit.json", "labels"),

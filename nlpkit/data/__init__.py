@@ -39,7 +39,7 @@ _LAZY = {
 __getattr__ = lazy_attributes(globals(), _LAZY)
 
 # Language modelling: streams and windows are numpy; lm_dataset imports TensorFlow when called.
-from nlpkit.data.language_modeling import (
+from nlpkit.data.language_model import (
     build_lm_tokenizer,
     detokenize,
     encode_stream,

@@ -51,7 +51,7 @@ __all__ = [
     "unregister",
 ]
 
-TASKS = ("classification", "tagging", "language_modeling", "translation")
+TASKS = ("classification", "tagging", "language_model", "translation")
 CANONICAL_SPLITS = ("train", "valid", "test")
 SPLIT_ALIASES = {"dev": "valid", "validation": "valid", "val": "valid"}
 DATA_ENV = "NLPKIT_DATA"
@@ -136,7 +136,7 @@ class DatasetSpec:
 
     Args:
         name (str): registry key, e.g. ``"sst2"``.
-        task (str): one of ``"classification"``, ``"tagging"``, ``"language_modeling"``,
+        task (str): one of ``"classification"``, ``"tagging"``, ``"language_model"``,
             ``"translation"``.
         splits (Mapping[str, SplitSpec | Mapping[str, SplitSpec]]): files per canonical split
             name (``"train"``, ``"valid"``, ``"test"``).
@@ -587,7 +587,7 @@ def _register_builtin():
     register(
         DatasetSpec(
             name="ptb",
-            task="language_modeling",
+            task="language_model",
             splits={
                 split: _file(
                     f"ptb/ptb.{split}.txt",
@@ -605,7 +605,7 @@ def _register_builtin():
     register(
         DatasetSpec(
             name="tinyshakespeare",
-            task="language_modeling",
+            task="language_model",
             # No official split: the nanoGPT convention, first 90 % / last 10 % of characters.
             splits={
                 "train": _file(*shakespeare, portion=(0.0, 0.9)),

@@ -16,7 +16,7 @@ from nlpkit.decoding.search import (
     prime,
     sample,
 )
-from nlpkit.decoding.text import generate_text
+from nlpkit.decoding.language_model import generate_text
 from nlpkit.decoding.translation import max_target_lengths, strip_end, translate_ids, translate_texts
 from nlpkit.lazy import lazy_attributes
 

@@ -19,15 +19,13 @@ from nlpkit.export.tflite import (
     convert,
 )
 from nlpkit.export.parity import classifier_parity, tagger_parity
-from nlpkit.export.streaming import STEP_SIGNATURE, StreamingStack
+from nlpkit.models.streaming import STEP_SIGNATURE, StreamingStack
 from nlpkit.export.language_model import (
-    LANGUAGE_MODELING_TASK,
-    LanguageModelExport,
+    LANGUAGE_MODEL_TASK,
     write_language_model_bundle,
 )
 from nlpkit.export.translation import (
     TRANSLATION_TASK,
     DecodingSettings,
-    TranslationExport,
     write_translation_bundle,
 )

@@ -45,7 +45,6 @@ def library_versions():
 def write_bundle(
     output_dir,
     *,
-    task,
     model,
     tokenizer,
     graph_tokenizer,
@@ -54,6 +53,7 @@ def write_bundle(
     metadata=None,
     lstm="auto",
     parity=None,
+    task=None,
 ):
     """Writes a complete bundle for ``model`` atomically, and only if it is sound.
 
@@ -66,10 +66,10 @@ def write_bundle(
 
     Args:
         output_dir: bundle directory, e.g. ``saved_models/sentiment``.
-        task: task name stored in ``nlpkit.json`` (e.g. "text_classification").
-        model: a trained nlpkit task model exposing ``serving_endpoint(tokenizer, labels)``
-            (or ``serving_endpoints(tokenizer, labels)``, a dict of named signatures that
-            includes ``serving_default``) and ``tflite_endpoints()``.
+        model: a trained `nlpkit.models.TaskModel` (TextClassifier, SequenceTagger,
+            LanguageModel, Seq2Seq): its ``task``, ``serving_endpoints``,
+            ``tflite_endpoints``, ``export_model`` and ``manifest_section`` decide what is
+            written, so this function has no branch per task.
         tokenizer: the pure-Python tokenizer twin (saved under ``assets/``).
         graph_tokenizer: the same tokenizer as a TensorFlow module (runs in the SavedModel).
         label_names: list of str class/tag names, or None.
@@ -77,6 +77,7 @@ def write_bundle(
         metadata: extra JSON-able fields for ``nlpkit.json`` (metrics, config, ...).
         lstm: "auto" (default), "fused" or "while": the TFLite form of LSTM layers, see
             `nlpkit.export.tflite.convert`.
+        task: optional; if given, must be ``model.task`` (a check for callers that name it).
         parity: optional callable ``parity(staged_bundle_dir) -> dict``, run on the finished
             bundle before it replaces anything (e.g. ``lambda path: classifier_parity(path,
             texts)``); its report is stored as ``nlpkit.json`` ``parity`` and checked by
@@ -86,11 +87,15 @@ def write_bundle(
         ``pathlib.Path`` of the bundle.
 
     Example:
-        >>> write_bundle("saved_models/sentiment", task="text_classification", model=model,
+        >>> write_bundle("saved_models/sentiment", model=model,
         ...              tokenizer=twin, graph_tokenizer=graph_tokenizer,
         ...              label_names=["negative", "positive"], metadata={"metrics": report},
         ...              parity=lambda path: classifier_parity(path, test_texts))
     """
+    if task is not None and task != model.task:
+        raise ValueError(f"task={task!r} but the model is a {model.task!r} model ({type(model).__name__}).")
+    task = model.task
+    model = model.export_model()
     output_dir = Path(output_dir)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     restore_interrupted_swap(output_dir)
@@ -102,12 +107,7 @@ def write_bundle(
     try:
         model.save(staging / KERAS_FILE)
         tokenizer_spec = save_tokenizer(tokenizer, staging / ASSETS_DIR)
-        if hasattr(model, "serving_endpoints"):
-            # Models with several SavedModel signatures (a tagger's raw-text and
-            # pre-tokenized entry points) name them all.
-            serving = model.serving_endpoints(graph_tokenizer, label_names)
-        else:
-            serving = {"serving_default": model.serving_endpoint(graph_tokenizer, label_names)}
+        serving = model.serving_endpoints(graph_tokenizer, label_names)
         write_saved_model(staging / SAVED_MODEL_DIR, model, serving, track=[graph_tokenizer])
         files = {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR, "assets": ASSETS_DIR}
         ops, tflite_files = {}, {}
@@ -137,6 +137,7 @@ def write_bundle(
             "tflite_files": tflite_files,
             "versions": library_versions(),
         }
+        manifest.update(model.manifest_section(tokenizer))
         manifest.update(metadata or {})
         (staging / MANIFEST_FILE).write_text(manifest_json(manifest, output_dir))
         if parity is not None:
@@ -166,10 +167,7 @@ def check_finite_weights(model):
     """
     import numpy as np
 
-    weights = getattr(model, "weights", None)
-    if weights is None:  # an export wrapper (language model, translation) around the Keras model
-        weights = getattr(getattr(model, "model", None), "weights", [])
-    for variable in weights:
+    for variable in model.weights:
         values = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             bad = int(values.size - np.isfinite(values).sum())

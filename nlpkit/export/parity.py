@@ -34,7 +34,7 @@ def classifier_parity(bundle_dir, texts, batch_size=64):
     """
     bundle_dir = Path(bundle_dir)
     texts = list(texts)
-    manifest = read_manifest(bundle_dir, task="text_classification")
+    manifest = read_manifest(bundle_dir, task="classification")
     tokenizer = load_tokenizer(bundle_assets(bundle_dir, manifest))
     ids = [tokenizer.encode(text) or [0] for text in texts]
 
@@ -125,7 +125,7 @@ def tagger_parity(bundle_dir, token_lists, batch_size=64):
 
     bundle_dir = Path(bundle_dir)
     token_lists = [list(tokens) for tokens in token_lists]
-    manifest = read_manifest(bundle_dir, task="sequence_tagging")
+    manifest = read_manifest(bundle_dir, task="tagging")
     tokenizer = load_tokenizer(bundle_assets(bundle_dir, manifest))
     tags, scheme = manifest["labels"], manifest["tag_scheme"]
     output_scheme = manifest["output_scheme"]
@@ -183,3 +183,70 @@ def tagger_parity(bundle_dir, token_lists, batch_size=64):
         "token_agreement": {key: token_agreement(value) for key, value in predicted.items()},
         "repeat_identical": repeat_identical,
     }
+
+
+def language_model_parity(bundle_dir, prompts, max_new_tokens=20):
+    """Greedy continuations of ``prompts`` by the bundle's ``model.keras`` and by each of its TFLite files.
+
+    Both run the same search (`nlpkit.decoding.generate_text`) over their own step
+    function, so any difference is the export's.
+
+    Returns:
+        dict with ``prompts``, ``tokens_per_prompt``, and per TFLite file ``identical`` (every
+        token the same) and ``matching_tokens`` (``"equal/total"``).
+
+    Example:
+        >>> language_model_parity("saved_models/lm", ["the river"], 40)["identical"]["tflite"]
+        True
+    """
+    from nlpkit.lite import LanguageModelGenerator
+    from nlpkit.serving import KerasGenerator
+
+    prompts = list(prompts)
+    _, reference = KerasGenerator(bundle_dir).generate_with_ids(prompts, max_new_tokens)
+    report = {"prompts": len(prompts), "tokens_per_prompt": max_new_tokens, "identical": {}, "matching_tokens": {}}
+    for key, precision in _tflite_precisions(bundle_dir):
+        _, result = LanguageModelGenerator(bundle_dir, precision=precision).generate_with_ids(prompts, max_new_tokens)
+        equal = sum(a == b for ours, theirs in zip(reference.tokens, result.tokens) for a, b in zip(ours, theirs))
+        report["identical"][key] = reference.tokens == result.tokens
+        report["matching_tokens"][key] = f"{equal}/{sum(len(tokens) for tokens in reference.tokens)}"
+    return report
+
+
+def translation_parity(bundle_dir, texts, batch_size=64):
+    """Greedy translations of ``texts`` by the bundle's ``model.keras`` and by each TFLite file, by tokens.
+
+    Returns:
+        dict with ``sentences``, and per TFLite file ``identical`` and the first
+        ``differing_sentences`` (indices).
+
+    Example:
+        >>> translation_parity("saved_models/translation", ["Ein Hund läuft."])["identical"]["tflite"]
+        True
+    """
+    from nlpkit.lite import Translator
+    from nlpkit.serving import KerasTranslator
+
+    texts = list(texts)
+
+    def tokens(translator):
+        found = []
+        for start in range(0, len(texts), batch_size):
+            _, result = translator.translate_with_ids(texts[start : start + batch_size])
+            found.extend(result.tokens)
+        return found
+
+    reference = tokens(KerasTranslator(bundle_dir))
+    report = {"sentences": len(texts), "identical": {}, "differing_sentences": {}}
+    for key, precision in _tflite_precisions(bundle_dir):
+        found = tokens(Translator(bundle_dir, precision=precision))
+        differing = [index for index, (a, b) in enumerate(zip(reference, found)) if a != b]
+        report["identical"][key] = not differing
+        report["differing_sentences"][key] = differing[:20]
+    return report
+
+
+def _tflite_precisions(bundle_dir):
+    """``(files key, precision)`` of the TFLite files a bundle has: float32, and int8 when written."""
+    files = read_manifest(bundle_dir).get("files", {})
+    return [(key, precision) for key, precision in (("tflite", "float32"), ("tflite_int8", "int8")) if key in files]

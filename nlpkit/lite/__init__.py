@@ -10,5 +10,5 @@ from nlpkit.lite.predictors import (
 )
 from nlpkit.lite.runtime import load_signature_runner
 from nlpkit.lite.streaming import StreamingRunner
-from nlpkit.lite.generation import LanguageModelGenerator, TFLiteStepFunction
+from nlpkit.lite.language_model import LanguageModelGenerator, TFLiteStepFunction
 from nlpkit.lite.translation import TFLiteDecoderStep, Translator

@@ -51,7 +51,7 @@ class TextClassifierPredictor:
 
     Args:
         bundle_dir: a bundle written by `nlpkit.export.write_bundle` (task
-            "text_classification").
+            "classification").
         precision: "float32" (default, ``model.tflite``) or "int8" (``model.int8.tflite``).
         num_threads: int, default 1.
 
@@ -61,7 +61,7 @@ class TextClassifierPredictor:
         'positive'
     """
 
-    task = "text_classification"
+    task = "classification"
 
     def __init__(self, bundle_dir, precision="float32", num_threads=1):
         if precision not in _MODEL_KEYS:
@@ -146,7 +146,7 @@ class SequenceTaggerPredictor:
     gives no tokens and is not run through the model.
 
     Args:
-        bundle_dir: a bundle written by the NER recipe (task "sequence_tagging").
+        bundle_dir: a bundle written by the NER recipe (task "tagging").
         precision: "float32" (default, ``model.tflite``) or "int8" (``model.int8.tflite``).
         num_threads: int, default 1.
 
@@ -156,7 +156,7 @@ class SequenceTaggerPredictor:
         [('PER', 'Maria Keller'), ('LOC', 'Oslo')]
     """
 
-    task = "sequence_tagging"
+    task = "tagging"
 
     def __init__(self, bundle_dir, precision="float32", num_threads=1):
         if precision not in _MODEL_KEYS:

@@ -7,7 +7,10 @@ import nlpkit.metrics.entity_spans  # noqa: F401  (registers SpanF1, which a com
 from nlpkit.models.language_model import LanguageModel, ResetStatesCallback, TiedOutput
 from nlpkit.models.seq2seq import Seq2Seq, label_smoothed_loss
 from nlpkit.models.sequence_tagger import SequenceTagger, TagConversionTables, pad_tagging_batch
+from nlpkit.models.streaming import STEP_SIGNATURE, StreamingStack
+from nlpkit.models.task import TaskModel
 from nlpkit.models.text_classifier import ClassifierMember, TextClassifier
+from nlpkit.models.text_input import GraphTokenizerLayer, load_text_model, with_text_input
 
 
 def load_keras_model(path):

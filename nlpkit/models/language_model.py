@@ -25,13 +25,16 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from nlpkit.data.language_modeling import (
+from nlpkit.data.language_model import (
     NEWLINE_SPACES_PATTERN,
     display_tokens,
     start_token_id,
     tokenizer_level,
 )
 from nlpkit.layers import RECURRENT_LAYERS, recurrent_layer
+from nlpkit.manifest import LanguageModelSection
+from nlpkit.models.streaming import StreamingStack
+from nlpkit.models.task import TaskModel
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
@@ -141,7 +144,7 @@ def _recurrent_kernel(cell, kernel):
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
-class LanguageModel(keras.Model):
+class LanguageModel(TaskModel, keras.Model):
     """Predicts the next token at every step: token ids ``(batch, time)`` in, logits out.
 
     ``num_layers`` nlpkit recurrent layers (`nlpkit.layers.LSTM` by default) over an
@@ -415,6 +418,44 @@ class LanguageModel(keras.Model):
             lambda: tf.transpose(tf.reshape(generated.stack(), [max_new_tokens, batch])),
             lambda: tf.zeros([batch, 0], tf.int32),
         )
+
+    task = "language_model"
+
+    def export_model(self):
+        """The stateless copy of a stateful model (a saved file must not be tied to one batch size)."""
+        return self.to_stateless() if self.stateful else self
+
+    def streaming_stack(self):
+        """`StreamingStack` over `streaming_layers`: the TFLite ``step`` signature and its state names."""
+        if self.stateful:
+            raise ValueError(
+                f"Export a stateless model: {self.name} is stateful, so its saved file would "
+                "be tied to one batch size. Pass model.to_stateless() (or model.export_model())."
+            )
+        return StreamingStack(self.streaming_layers(), output_name="logits")
+
+    def tflite_endpoints(self):
+        """The TFLite ``step`` signature: ``token_id`` int32 ``(1,)`` and the states in, ``logits`` and new states out.
+
+        Batch 1, built-in ops only, no loop: the caller carries the states (``state_<k>_h``,
+        and ``_c`` for an LSTM) from call to call (see `nlpkit.models.StreamingStack`).
+        """
+        return self.streaming_stack().tflite_endpoints()
+
+    def manifest_section(self, tokenizer):
+        """``generation``: what `nlpkit.lite.LanguageModelGenerator` needs to drive ``step``."""
+        stack = self.streaming_stack()
+        return LanguageModelSection(
+            level=tokenizer_level(tokenizer),
+            start_id=int(start_token_id(tokenizer.vocabulary)),
+            state_names=tuple(stack.state_names),
+            step_input=stack.input_name,
+            step_output=stack.output_name,
+        ).to_manifest()
+
+    def serving_endpoints(self, tokenizer, label_names=None):
+        """SavedModel signatures: ``serving_default``, the `serving_endpoint` greedy generator."""
+        return {"serving_default": self.serving_endpoint(tokenizer, label_names)}
 
     def serving_endpoint(self, tokenizer, label_names=None):
         """``serving_default``: prompt strings and a token count in, generated text out.

@@ -36,7 +36,10 @@ from nlpkit.layers import (
 from nlpkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 from nlpkit.layers.fast_backward import fast_recurrence
 from nlpkit.layers.recurrent import compute_dtype_scope, run_recurrence
+from nlpkit.manifest import DecodingSettings, TranslationSection
 from nlpkit.models.language_model import TiedOutput
+from nlpkit.models.task import TaskModel
+from nlpkit.text.subword import EOS_ID
 
 ATTENTIONS = ("luong", "bahdanau")
 INPUT_NAMES = ("source_ids", "decoder_input_ids")
@@ -96,7 +99,7 @@ def label_smoothed_token_losses(target_ids, logits, label_smoothing=0.0, pad_id=
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
-class Seq2Seq(keras.Model):
+class Seq2Seq(TaskModel, keras.Model):
     """Bidirectional recurrent encoder, attentive recurrent decoder, teacher forcing (see the module docstring).
 
     Args:
@@ -485,6 +488,51 @@ class Seq2Seq(keras.Model):
             "encode": (encode, [tf.TensorSpec([1, None], tf.int32, name="source_ids")]),
             "decode_step": (decode_step, [tf.TensorSpec([1], tf.int32, name="token_id"), *state_specs, *memory_specs]),
         }
+
+    task = "translation"
+    # How the exported bundle translates (beam width, length limits); not part of the model's
+    # config, since it changes no weight: set it before export, e.g. ``model.decoding =
+    # DecodingSettings(beam_width=5)``.
+    decoding = DecodingSettings()
+
+    def manifest_section(self, tokenizer):
+        """``translation``: start and end ids, state names and `decoding`, read by `nlpkit.lite.Translator`."""
+        del tokenizer
+        return TranslationSection(
+            bos_id=int(self.bos_id),
+            eos_id=int(self.eos_id),
+            state_names=tuple(self.decoding_state_names),
+            recurrent_states=int(self.decoder_state_count),
+            decoding=self.decoding,
+        ).to_manifest()
+
+    def serving_endpoints(self, tokenizer, label_names=None):
+        """SavedModel signatures: ``serving_default`` (beam search, `decoding`'s width) and ``greedy``.
+
+        Both take ``source`` strings, tokenize them in the graph with ``tokenizer`` (the
+        `nlpkit.text.SentencePieceTokenizer`), and return ``translation`` strings and
+        ``token_ids``. ``label_names`` is unused.
+        """
+        import tensorflow as tf
+
+        del label_names
+        settings = self.decoding
+
+        def make(beam_width):
+            def serve(source):
+                ids = tokenizer(source)
+                if settings.max_source_length:
+                    ids = ids[:, : max(settings.max_source_length - 1, 0)]
+                ends = tf.fill([tf.shape(source)[0], 1], tf.constant(EOS_ID, tf.int32))
+                ids = tf.concat([ids, tf.RaggedTensor.from_tensor(ends)], axis=1).to_tensor(default_value=0)
+                tokens = self.translate_graph(
+                    ids, beam_width, settings.length_penalty, settings.max_length_ratio, settings.max_length_offset
+                )
+                return {"translation": tokenizer.detokenize(tokens), "token_ids": tokens}
+
+            return serve, [tf.TensorSpec([None], tf.string, name="source")]
+
+        return {"serving_default": make(settings.beam_width), "greedy": make(1)}
 
     def translate_graph(self, source_ids, beam_width=1, length_penalty=1.0, max_length_ratio=2.0, max_length_offset=10):
         """Token ids of the translations of right-padded ``source_ids`` as one TensorFlow graph.

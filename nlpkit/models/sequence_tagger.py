@@ -18,6 +18,7 @@ from keras.src.losses.loss import scale_loss_for_distribution
 
 from nlpkit.layers.crf import OwnLossCompile
 from nlpkit.layers import CRF, Bidirectional, CasingFeatures, CharacterCNN, recurrent_layer
+from nlpkit.models.task import TaskModel
 from nlpkit.text.tag_schemes import (
     chunk_boundary,
     convert_tags,
@@ -237,7 +238,7 @@ class TaggerMember(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
-class SequenceTagger(OwnLossCompile, keras.Model):
+class SequenceTagger(TaskModel, OwnLossCompile, keras.Model):
     """Tags every token of right-padded sentences: BiLSTM/BiGRU over word and character features.
 
     Each token is the concatenation of a word embedding (ids from a word vocabulary, 0 =
@@ -312,6 +313,7 @@ class SequenceTagger(OwnLossCompile, keras.Model):
     """
 
     OWN_LOSS = "its head's own loss (CRF log-likelihood or token cross-entropy)"
+    task = "tagging"
 
     def __init__(
         self,
@@ -617,6 +619,11 @@ class SequenceTagger(OwnLossCompile, keras.Model):
             tf.TensorSpec([1, None, None], tf.int32, name="char_ids"),
         ]
         return {"tag": (tag, signature)}
+
+    def manifest_section(self, tokenizer):
+        """The tag scheme the tags are in and the scheme predictions are given in."""
+        del tokenizer
+        return {"tag_scheme": self.scheme, "output_scheme": self.output_scheme}
 
     def serving_endpoints(self, tokenizer, label_names=None):
         """SavedModel signatures: ``serving_default`` (texts) and ``tag_tokens`` (pre-tokenized).

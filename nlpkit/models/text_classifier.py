@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras import ops
 
 from nlpkit.layers import Bidirectional, MaskedPooling, recurrent_layer
+from nlpkit.models.task import TaskModel
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
@@ -106,7 +107,7 @@ class ClassifierMember(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
-class TextClassifier(keras.Model):
+class TextClassifier(TaskModel, keras.Model):
     """Classifies padded token-id sequences (id 0 = padding) into ``num_classes`` classes.
 
     Embedding with a padding mask, ``num_layers`` stacked recurrent layers from
@@ -147,6 +148,7 @@ class TextClassifier(keras.Model):
     """
 
     POOLINGS = ("max_mean", "max", "mean", "last")
+    task = "classification"
 
     def __init__(
         self,
@@ -266,7 +268,7 @@ class TextClassifier(keras.Model):
 
         return {"classify": (classify, [tf.TensorSpec([1, None], tf.int32, name="token_ids")])}
 
-    def serving_endpoint(self, tokenizer, label_names):
+    def serving_endpoints(self, tokenizer, label_names):
         """``serving_default`` for SavedModel: raw UTF-8 strings in, labels and scores out.
 
         Tokenization runs inside the graph through ``tokenizer`` (an `nlpkit.text` graph
@@ -280,7 +282,7 @@ class TextClassifier(keras.Model):
             scores = self(ids, training=False)
             return {"labels": tf.gather(label_table, tf.argmax(scores, axis=-1)), "scores": scores}
 
-        return serve, [tf.TensorSpec([None], tf.string, name="text")]
+        return {"serving_default": (serve, [tf.TensorSpec([None], tf.string, name="text")])}
 
     def get_config(self):
         config = super().get_config()

@@ -66,7 +66,7 @@ def toy(tmp_path):
             "train": train or SplitSpec("toy/train.txt", plain.as_uri(), digest),
             "valid": valid or SplitSpec("toy/valid.txt", packed.as_uri(), digest, "gzip"),
         }
-        fields = dict(name="toy", task="language_modeling", splits=splits, reader=read_lines)
+        fields = dict(name="toy", task="language_model", splits=splits, reader=read_lines)
         fields.update(spec_overrides)
         return register(DatasetSpec(**fields), replace=True)
 
@@ -321,7 +321,7 @@ def test_multi_file_split_parts(toy, tmp_path, isolated_env):
 
 
 def test_reader_kwargs_override_registered_ones(toy, tmp_path, isolated_env):
-    toy(reader=read_text, task="language_modeling")
+    toy(reader=read_text, task="language_model")
     assert load("toy") == TOY_LINES
     (tmp_path / "d" / "toy").mkdir(parents=True)
     (tmp_path / "d" / "toy" / "train.txt").write_text("t\tl\nx\t1\n")

@@ -50,7 +50,7 @@ def test_bundle_holds_every_file(sentiment_bundle):
 def test_manifest_describes_the_bundle(sentiment_bundle):
     manifest = json.loads((sentiment_bundle / "nlpkit.json").read_text())
     assert manifest["format_version"] == BUNDLE_FORMAT_VERSION
-    assert manifest["task"] == "text_classification"
+    assert manifest["task"] == "classification"
     assert manifest["name"] == sentiment_bundle.name
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", manifest["created"])
     assert manifest["labels"] == ["negative", "positive"]
@@ -141,11 +141,11 @@ def test_write_bundle_without_int8_on_a_new_directory(sentiment_bundle, tmp_path
     output = tmp_path / "nested" / "fresh"
     parts = load_parts(sentiment_bundle)
     returned = write_bundle(
-        output, task="text_classification", label_names=["negative", "positive"], int8=False,
+        output, task="classification", label_names=["negative", "positive"], int8=False,
         metadata={"metrics": {"note": "written by a test"}}, **parts,
     )
     assert returned == output
-    manifest = read_manifest(output, task="text_classification")
+    manifest = read_manifest(output, task="classification")
     assert "tflite_int8" not in manifest["files"]
     assert not (output / "model.int8.tflite").exists()
     assert list(manifest["tflite_ops"]) == ["model.tflite"]
@@ -166,7 +166,7 @@ def test_failed_export_leaves_the_old_bundle_intact(bundle_copy, snapshot_tree, 
 
     monkeypatch.setattr("nlpkit.export.tflite.convert", failing_convert)
     with pytest.raises(type(failure)):
-        write_bundle(bundle_copy, task="text_classification", label_names=["negative", "positive"], **parts)
+        write_bundle(bundle_copy, task="classification", label_names=["negative", "positive"], **parts)
 
     assert calls, "the export never reached the TFLite conversion"
     assert snapshot_tree(bundle_copy) == before
@@ -237,8 +237,8 @@ def test_an_interrupted_swap_is_restored_and_stale_folders_removed_by_the_next_e
     alive = tmp_path / f".bundle.staging-{os.getppid()}"  # a running export (the parent process)
     alive.mkdir()
     parts = load_parts(sentiment_bundle)
-    write_bundle(output, task="text_classification", label_names=["negative", "positive"], int8=False, **parts)
-    assert read_manifest(output)["task"] == "text_classification"
+    write_bundle(output, task="classification", label_names=["negative", "positive"], int8=False, **parts)
+    assert read_manifest(output)["task"] == "classification"
     assert leftovers(tmp_path) == [alive.name]
 
 
@@ -252,7 +252,7 @@ def test_a_model_with_a_non_finite_weight_is_not_exported(bundle_copy, snapshot_
     weight.assign(values)
     before = snapshot_tree(bundle_copy)
     with pytest.raises(ExportCheckError, match=r"non-finite value\(s\).*nothing was exported"):
-        write_bundle(bundle_copy, task="text_classification", label_names=["negative", "positive"], **parts)
+        write_bundle(bundle_copy, task="classification", label_names=["negative", "positive"], **parts)
     assert snapshot_tree(bundle_copy) == before
     assert leftovers(bundle_copy.parent) == []
 
@@ -276,16 +276,16 @@ def test_a_failed_parity_check_keeps_the_old_bundle(bundle_copy, snapshot_tree, 
         return report
 
     with pytest.raises(ExportCheckError, match=message):
-        write_bundle(bundle_copy, task="text_classification", label_names=["negative", "positive"], int8=False,
+        write_bundle(bundle_copy, task="classification", label_names=["negative", "positive"], int8=False,
                      parity=parity, **parts)
-    assert staged == ["text_classification"]
+    assert staged == ["classification"]
     assert snapshot_tree(bundle_copy) == before
     assert leftovers(bundle_copy.parent) == []
 
 
 def test_the_parity_report_is_stored_before_the_swap(sentiment_bundle, tmp_path):
     parts = load_parts(sentiment_bundle)
-    output = write_bundle(tmp_path / "b", task="text_classification", label_names=["negative", "positive"],
+    output = write_bundle(tmp_path / "b", task="classification", label_names=["negative", "positive"],
                           int8=False, parity=lambda path: {"checked": str(path.name)}, **parts)
     assert read_manifest(output)["parity"] == {"checked": ".b.staging-%d" % os.getpid()}
 
@@ -295,7 +295,7 @@ def test_a_non_finite_metric_is_refused_by_name(sentiment_bundle, tmp_path):
 
     parts = load_parts(sentiment_bundle)
     with pytest.raises(ExportCheckError, match=r"field metrics.valid.loss is nan"):
-        write_bundle(tmp_path / "b", task="text_classification", label_names=["negative", "positive"], int8=False,
+        write_bundle(tmp_path / "b", task="classification", label_names=["negative", "positive"], int8=False,
                      metadata={"metrics": {"valid": {"loss": float("nan")}}}, **parts)
     assert not (tmp_path / "b").exists() and leftovers(tmp_path) == []
 
@@ -307,7 +307,7 @@ def test_the_staged_bundle_is_flushed_to_disk_before_the_swap(sentiment_bundle, 
     real_swap = bundle_module._swap_into_place
     monkeypatch.setattr(bundle_module, "_swap_into_place", lambda *args: (swapped.append(len(synced)), real_swap(*args)))
     parts = load_parts(sentiment_bundle)
-    write_bundle(tmp_path / "b", task="text_classification", label_names=["negative", "positive"], int8=False, **parts)
+    write_bundle(tmp_path / "b", task="classification", label_names=["negative", "positive"], int8=False, **parts)
     files = sum(len(names) for _, _, names in os.walk(tmp_path / "b"))
     assert swapped and swapped[0] >= files  # every file (and its folders) before the rename
 
@@ -331,7 +331,7 @@ def test_update_manifest_adds_and_replaces_fields(sentiment_bundle, tmp_path):
         key: value for key, value in original.items() if key != "parity"
     }
     assert sorted(path.name for path in tmp_path.iterdir()) == ["nlpkit.json"]
-    assert read_manifest(tmp_path, task="text_classification")["notes"] == "checked by hand"
+    assert read_manifest(tmp_path, task="classification")["notes"] == "checked by hand"
 
 
 def test_update_manifest_of_a_missing_bundle_raises(tmp_path):

@@ -67,8 +67,8 @@ def test_bundle_without_int8_reports_float_forms_only(bundle_copy):
 
 
 def test_a_bundle_of_another_task_is_refused(tmp_path):
-    (tmp_path / "nlpkit.json").write_text(json.dumps({"format_version": 1, "task": "sequence_tagging"}))
-    with pytest.raises(BundleError, match="'sequence_tagging'"):
+    (tmp_path / "nlpkit.json").write_text(json.dumps({"format_version": 1, "task": "tagging"}))
+    with pytest.raises(BundleError, match="'tagging'"):
         classifier_parity(tmp_path, ["text"])
 
 
@@ -96,5 +96,5 @@ def test_tagger_parity_without_sentences_and_on_a_classifier(ner_bundle, sentime
 
     report = tagger_parity(ner_bundle, [])
     assert report["num_sentences"] == 0 and report["sentence_agreement"]["tflite"] == 1.0
-    with pytest.raises(BundleError, match="expected 'sequence_tagging'"):
+    with pytest.raises(BundleError, match="expected 'tagging'"):
         tagger_parity(sentiment_bundle, [["Oslo"]])

@@ -178,19 +178,19 @@ def test_read_manifest_with_invalid_utf8(tmp_path):
 
 
 def test_read_manifest_of_a_newer_format(tmp_path):
-    write_manifest(tmp_path, {"format_version": BUNDLE_FORMAT_VERSION + 1, "task": "text_classification"})
+    write_manifest(tmp_path, {"format_version": BUNDLE_FORMAT_VERSION + 1, "task": "classification"})
     with pytest.raises(BundleError, match=rf"format_version {BUNDLE_FORMAT_VERSION + 1} is not supported"):
         read_manifest(tmp_path)
 
 
-@pytest.mark.parametrize("manifest", [{"task": "text_classification"}, {"format_version": "1"}])
+@pytest.mark.parametrize("manifest", [{"task": "classification"}, {"format_version": "1"}])
 def test_read_manifest_without_an_integer_format_version(tmp_path, manifest):
     write_manifest(tmp_path, manifest)
     with pytest.raises(BundleError, match="format_version"):
         read_manifest(tmp_path)
 
 
-@pytest.mark.parametrize("content", ["[1, 2]", '"text_classification"', "null"])
+@pytest.mark.parametrize("content", ["[1, 2]", '"classification"', "null"])
 def test_read_manifest_that_is_not_an_object(tmp_path, content):
     write_manifest(tmp_path, content)
     with pytest.raises(BundleError, match="nlpkit.json: expected a JSON object"):
@@ -198,10 +198,10 @@ def test_read_manifest_that_is_not_an_object(tmp_path, content):
 
 
 def test_read_manifest_of_another_task(tmp_path):
-    write_manifest(tmp_path, {"format_version": 1, "task": "sequence_tagging"})
-    assert read_manifest(tmp_path)["task"] == "sequence_tagging"
-    with pytest.raises(BundleError, match="task is 'sequence_tagging', expected 'text_classification'"):
-        read_manifest(tmp_path, task="text_classification")
+    write_manifest(tmp_path, {"format_version": 1, "task": "tagging"})
+    assert read_manifest(tmp_path)["task"] == "tagging"
+    with pytest.raises(BundleError, match="task is 'tagging', expected 'classification'"):
+        read_manifest(tmp_path, task="classification")
 
 
 def test_bundle_errors_are_nlpkit_errors(tmp_path):

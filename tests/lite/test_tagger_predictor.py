@@ -82,7 +82,7 @@ def test_load_predictor_picks_the_tagger_classes(ner_bundle):
 
 
 def test_wrong_bundles_are_refused_by_name(ner_bundle_copy, sentiment_bundle):
-    with pytest.raises(BundleError, match="'text_classification', expected 'sequence_tagging'"):
+    with pytest.raises(BundleError, match="'classification', expected 'tagging'"):
         SequenceTaggerPredictor(sentiment_bundle)
     with pytest.raises(ValueError, match="'fp16'"):
         SequenceTaggerPredictor(ner_bundle_copy, precision="fp16")
@@ -95,7 +95,7 @@ def test_wrong_bundles_are_refused_by_name(ner_bundle_copy, sentiment_bundle):
     (ner_bundle_copy / "assets" / "tokenizer.json").write_text(json.dumps(spec))
     with pytest.raises(BundleError, match="'tagging' tokenizer"):
         SequenceTaggerPredictor(ner_bundle_copy)
-    assert manifest["task"] == "sequence_tagging"
+    assert manifest["task"] == "tagging"
 
 
 def test_predict_tokens_wants_token_lists(predictor):

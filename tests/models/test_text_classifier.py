@@ -211,9 +211,10 @@ def tokenizer():
     return PythonWordTokenizer(vocabulary, normalizer)
 
 
-def test_serving_endpoint(model, tokenizer):
+def test_serving_endpoints(model, tokenizer):
     labels = ["negative", "neutral", "positive"]
-    function, signature = model.serving_endpoint(WordTokenizer.from_python(tokenizer), labels)
+    (name, (function, signature)), = model.serving_endpoints(WordTokenizer.from_python(tokenizer), labels).items()
+    assert name == "serving_default"
     assert callable(function)
     assert signature == [tf.TensorSpec([None], tf.string, name="text")]
     serve = tf.function(function, input_signature=signature)
@@ -311,3 +312,17 @@ def test_ensemble_fit_trains_every_member():
     assert set(history.history) == {"loss", "accuracy"}
     after = model.members[1].trainable_weights
     assert all(not np.allclose(b, np.asarray(a)) for b, a in zip(before, after))
+
+
+def test_a_bundle_predicts_from_raw_strings_with_plain_keras(sentiment_bundle, sample_test_texts):
+    """keras-hub style: ``load_text_model(bundle).predict([...])`` gives the classifier's own scores."""
+    from nlpkit.models import load_text_model
+    from nlpkit.serving import load_predictor
+
+    texts = list(sample_test_texts[:5]) + [""]
+    scores = load_text_model(sentiment_bundle).predict(np.array(texts, dtype=object), verbose=0)
+    expected = load_predictor(sentiment_bundle, format="keras").predict(texts)
+    labels = [prediction.label for prediction in expected]
+    reference = np.array([[p.scores[label] for label in sorted(p.scores, key=list(p.scores).index)] for p in expected])
+    np.testing.assert_allclose(scores, reference, atol=1e-5)
+    assert len(labels) == len(texts)

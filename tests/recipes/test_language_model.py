@@ -45,7 +45,7 @@ def test_char_run_writes_a_full_bundle_with_metrics_and_parity(char_bundle):
     for name in ("model.keras", "saved_model", "model.tflite", "model.int8.tflite", "assets", "nlpkit.json"):
         assert (bundle / name).exists(), name
     manifest = json.loads((bundle / "nlpkit.json").read_text())
-    assert manifest["task"] == "language_modeling"
+    assert manifest["task"] == "language_model"
     assert manifest["config"] == dataclasses.asdict(parse_config(Config, argv))
     metrics = manifest["metrics"]
     assert 1 <= metrics["epochs_run"] <= 8 and metrics["training_seconds"] > 0
@@ -180,7 +180,7 @@ def test_entry_point_is_registered():
     from pathlib import Path
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
-    assert pyproject["project"]["entry-points"]["nlpkit.recipes"]["lm"] == "recipes.language_model"
+    assert pyproject["project"]["entry-points"]["nlpkit.recipes"]["language_model"] == "recipes.language_model"
 
 
 @pytest.mark.parametrize("strategy", ["mirrored", "multi_worker", "tpu"])
@@ -213,3 +213,32 @@ def test_step_files_run_in_tflite_runtime_2_14(word_bundle):
     from tests.runtimes import every_signature_matches_in_tflite214
 
     every_signature_matches_in_tflite214(word_bundle)
+
+
+def test_every_command_takes_a_language_model_bundle(char_bundle, tmp_path, capsys):
+    """evaluate (perplexity, tflite and keras alike), export (rebuilt from model.keras) and predict."""
+    import shutil
+
+    from nlpkit import cli
+
+    bundle, _ = char_bundle
+    test_file = str(sample_path("lm_test.txt"))
+    reports = {}
+    for form in ("tflite", "keras"):
+        assert cli.main(["evaluate", str(bundle), "--data", test_file, "--format", form, "--json"]) == 0
+        reports[form] = json.loads(capsys.readouterr().out)
+    assert reports["tflite"]["tokens"] == reports["keras"]["tokens"] > 0
+    assert reports["tflite"]["perplexity"] == pytest.approx(reports["keras"]["perplexity"], rel=1e-4)
+    assert cli.main(["evaluate", str(bundle), "--data", test_file, "--format", "saved_model"]) == 2
+    assert "only generates" in capsys.readouterr().err
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    before = json.loads((copy / "nlpkit.json").read_text())
+    assert cli.main(["export", str(copy), "--no-int8"]) == 0
+    after = json.loads((copy / "nlpkit.json").read_text())
+    assert after["task"] == "language_model" and after["generation"] == before["generation"]
+    assert after["metrics"] == before["metrics"] and after["parity"]["identical"] == {"tflite": True}
+    capsys.readouterr()
+    assert cli.main(["predict", str(copy), "--json", "--max-new-tokens", "5", "the "]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == "the "

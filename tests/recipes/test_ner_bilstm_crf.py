@@ -37,7 +37,7 @@ def test_main_writes_a_full_bundle(trained_ner):
     for name in ("tokenizer.json", "vocabulary.json", "char_vocabulary.json", "normalization.json"):
         assert (bundle / "assets" / name).is_file(), name
     manifest = json.loads((bundle / "nlpkit.json").read_text())
-    assert manifest["task"] == "sequence_tagging"
+    assert manifest["task"] == "tagging"
     assert (manifest["tag_scheme"], manifest["output_scheme"]) == ("BIOES", "BIO")
     assert manifest["labels"][0] == "O" and "S-PER" in manifest["labels"] and len(manifest["labels"]) == 17
     assert manifest["tokenizer"]["type"] == "tagging"

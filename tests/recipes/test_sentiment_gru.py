@@ -31,7 +31,7 @@ def test_main_returns_zero_and_writes_a_full_bundle(trained_sentiment):
     for name in ("model.keras", "saved_model", "model.tflite", "model.int8.tflite", "assets", "nlpkit.json"):
         assert (bundle / name).exists(), name
     manifest = json.loads((bundle / "nlpkit.json").read_text())
-    assert manifest["task"] == "text_classification"
+    assert manifest["task"] == "classification"
     assert manifest["labels"] == ["negative", "positive"] and manifest["raw_labels"] == ["0", "1"]
     assert manifest["config"] == dataclasses.asdict(parse_config(Config, trained_sentiment.argv))
     assert manifest["config"]["units"] == 16 and manifest["config"]["epochs"] == 3

@@ -98,3 +98,31 @@ def test_encode_and_decode_step_files_run_in_tflite_runtime_2_14(bundle):
     from tests.runtimes import every_signature_matches_in_tflite214
 
     every_signature_matches_in_tflite214(bundle[0])
+
+
+def test_every_command_takes_a_translation_bundle(bundle, files, tmp_path, capsys):
+    """evaluate (BLEU from a TSV whose header names the languages), export (keeps the decoding settings), predict."""
+    import shutil
+
+    from nlpkit import cli
+
+    output, _ = bundle
+    pairs = read_parallel_tsv(sample_path("translation_test.tsv"), "de", "en")[:12]
+    test_file = tmp_path / "test.tsv"
+    test_file.write_text("en\tde\n" + "".join(f"{pair.source}\t{pair.target}\n" for pair in
+                                              read_parallel_tsv(sample_path("translation_test.tsv"), "en", "de")[:12]),
+                         "utf-8")
+    assert cli.main(["evaluate", str(output), "--data", str(test_file), "--method", "greedy", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sentences"] == 12 and report["method"] == "greedy" and 0 <= report["bleu"] <= 100
+
+    copy = tmp_path / "copy"
+    shutil.copytree(output, copy)
+    before = json.loads((copy / "nlpkit.json").read_text())
+    assert cli.main(["export", str(copy), "--no-int8"]) == 0
+    after = json.loads((copy / "nlpkit.json").read_text())
+    assert after["translation"] == before["translation"] and after["languages"] == before["languages"]
+    assert after["parity"]["identical"] == {"tflite": True}
+    capsys.readouterr()
+    assert cli.main(["predict", str(copy), "--format", "keras", "--method", "greedy", pairs[0].target]) == 0
+    assert capsys.readouterr().out.strip()

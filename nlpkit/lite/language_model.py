@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpkit.decoding.search import log_softmax
-from nlpkit.decoding.text import generate_text
+from nlpkit.decoding.language_model import generate_text
 from nlpkit.lite.runtime import load_signature_runner
 from nlpkit.manifest import bundle_assets, bundle_file, read_manifest
 from nlpkit.text.python_tokenizers import load_tokenizer
@@ -91,7 +91,7 @@ class LanguageModelGenerator:
         >>> generator.generate(["the river"], 40, method="sample", temperature=0.8, seed=3)
     """
 
-    task = "language_modeling"
+    task = "language_model"
 
     def __init__(self, bundle_dir, precision="float32", num_threads=1):
         if precision not in _MODEL_KEYS:

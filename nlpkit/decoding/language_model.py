@@ -1,6 +1,6 @@
 """Text in, text out: prompts through a language-model tokenizer, a search, and the detokenizer."""
 
-from nlpkit.data.language_modeling import detokenize, start_token_id
+from nlpkit.data.language_model import detokenize, start_token_id
 from nlpkit.decoding.search import generate
 
 

@@ -5,8 +5,8 @@ import doctest
 import numpy as np
 import pytest
 
-from nlpkit.data import language_modeling
-from nlpkit.data.language_modeling import (
+from nlpkit.data import language_model as language_model_data
+from nlpkit.data.language_model import (
     build_lm_tokenizer,
     detokenize,
     display_tokens,
@@ -30,7 +30,7 @@ def word_tokenizer():
 def test_docstring_examples(word_tokenizer):
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner()
-    for test in finder.find(language_modeling, globs={"np": np, "tokenizer": word_tokenizer, **vars(language_modeling)}):
+    for test in finder.find(language_model_data, globs={"np": np, "tokenizer": word_tokenizer, **vars(language_model_data)}):
         runner.run(test)
     assert runner.failures == 0 and runner.tries >= 6
 
