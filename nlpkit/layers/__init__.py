@@ -5,6 +5,7 @@ from nlpkit.layers.bidirectional import Bidirectional
 from nlpkit.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from nlpkit.layers.char_embedding import CASINGS, CasingFeatures, CharacterCNN, character_classes
 from nlpkit.layers.crf import CRF, CRFModel, allowed_transitions
+from nlpkit.layers.execution_plan import ExecutionPlan
 from nlpkit.layers.gru import GRU
 from nlpkit.layers.lstm import LSTM
 from nlpkit.layers.mamba import Mamba

@@ -6,13 +6,17 @@ computation in the pieces nlpkit's layers need to run a fast loop:
 
 - ``project_inputs(inputs)``: the input matmul, for one step ``(batch, features)`` or for a
   whole sequence ``(batch, time, features)`` at once;
-- ``make_step(recurrent_dropout_mask, compiled)``: the recurrent part of one step as a
-  function ``(projected_t, states) -> new_states``, with every weight read *before* it is
+- ``forward_step(...)``: the math of one step, written once per cell; it can also save the
+  gate activations that the cell's backward step reads;
+- ``make_step(recurrent_dropout_mask, compiled)``: ``forward_step`` as a function
+  ``(projected_t, states) -> new_states``, with every weight read *before* it is
   returned so that a loop calling it never reads a variable (see
   `nlpkit.layers.recurrent.read_weight`); an LSTM step for a loop that XLA compiles computes
   its sigmoid gates through ``tanh`` (`nlpkit.layers.tanh_gates`);
-- ``fast_cell()``: what `nlpkit.layers.fast_backward` needs for its hand-written backward
-  pass, or None when the configuration has none.
+- ``backward_step(...)``: the gate deltas of one step for the hand-written backward pass
+  ("fast backward": `nlpkit.layers.fast_backward`, which runs the loops around it), and
+  ``fast_backward_inputs()``: the cell and the tensors that pass takes, or None when the
+  configuration has none (``fast_backward_reason()`` says why).
 
 Each cell also implements the Keras cell API (``call(inputs, states, training)``,
 ``state_size``, ``output_size``, ``get_initial_state``, per-sequence dropout masks), so it
@@ -25,6 +29,7 @@ the cell state before the output activation (the carried cell state stays unnorm
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 # Keras' RNN layer prepares (and afterwards clears) per-sequence dropout masks only for
@@ -35,6 +40,7 @@ from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 # stock Keras layers call the same way; they raise NotImplementedError where they cannot run.
 from keras.src import backend as keras_backend
 
+from nlpkit.layers.fast_backward import flat, recurrent_kernel_gradient
 from nlpkit.layers.recurrent import read_weight
 from nlpkit.layers.tanh_gates import lstm_gate_activations
 
@@ -54,8 +60,9 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
     """Base class of nlpkit's cells: one time step with the Keras cell API.
 
     Subclasses set ``gates`` (the width of the projections in units of ``units``) and
-    implement ``make_step``; they may override ``state_size``, ``bias_shape``,
-    ``bias_initial_value``, ``input_bias``, ``norm_widths`` and ``fast_cell``.
+    implement ``forward_step``; they may implement ``backward_step`` (the hand-written
+    backward pass) and override ``state_size``, ``bias_shape``, ``bias_initial_value``,
+    ``input_bias``, ``recurrent_bias`` and ``norm_widths``.
 
     Args:
         units: int, size of the hidden state.
@@ -64,6 +71,12 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         kernel_initializer: default "glorot_uniform". Initializer of ``kernel``.
         recurrent_initializer: default "orthogonal". Initializer of ``recurrent_kernel``.
         bias_initializer: default "zeros". Initializer of ``bias``.
+        kernel_regularizer: default None. Regularizer of ``kernel``.
+        recurrent_regularizer: default None. Regularizer of ``recurrent_kernel``.
+        bias_regularizer: default None. Regularizer of ``bias``.
+        kernel_constraint: default None. Constraint of ``kernel``.
+        recurrent_constraint: default None. Constraint of ``recurrent_kernel``.
+        bias_constraint: default None. Constraint of ``bias``.
         dropout: float in [0, 1), default 0. Dropout on the inputs; one mask per sequence
             when run by a layer (Keras' RNN layer caches it for the whole sequence too).
         recurrent_dropout: float in [0, 1), default 0. Variational dropout on the hidden
@@ -91,6 +104,12 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
         dropout=0.0,
         recurrent_dropout=0.0,
         seed=None,
@@ -111,6 +130,12 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         self.seed = seed
@@ -142,17 +167,27 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
     def build(self, input_shape):
         width = self.gates * self.units
         self.kernel = self.add_weight(
-            shape=(input_shape[-1], width), initializer=self.kernel_initializer, name="kernel"
+            shape=(input_shape[-1], width),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+            name="kernel",
         )
         self.recurrent_kernel = self.add_weight(
             shape=(self.units, width),
             initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
             name="recurrent_kernel",
         )
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
-                shape=self.bias_shape(), initializer=self.bias_initial_value(), name="bias"
+                shape=self.bias_shape(),
+                initializer=self.bias_initial_value(),
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                name="bias",
             )
         # Created after the stock weights so that a stock cell's weight list is a prefix.
         if self.layer_norm:
@@ -191,6 +226,10 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         bias = self.input_bias()
         return projected if bias is None else projected + bias
 
+    def recurrent_bias(self):
+        """The bias added after the recurrent matmul (the reset-after GRU's), or None."""
+        return None
+
     def make_step(self, recurrent_dropout_mask, compiled=False):
         """The recurrent part of a step: ``(projected_t, states) -> new_states``.
 
@@ -203,20 +242,114 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
                 LSTM then computes its default gates through one ``tanh``, which XLA runs
                 faster on a CPU (`nlpkit.layers.tanh_gates`).
         """
+        bias = self.recurrent_bias()
+        # The input normalisation belongs to `project_inputs`, outside the step.
+        norms = {name: self.read_norm(name) for name, _ in self.norm_widths() if name != "input"}
+        step = self.forward_step(
+            read_weight(self.recurrent_kernel),
+            None if bias is None else read_weight(bias),
+            recurrent_dropout_mask,
+            norms if self.layer_norm else None,
+            compiled=compiled,
+        )
+
+        def new_states(x_t, states):
+            return step(x_t, states)[0]
+
+        return new_states
+
+    def forward_step(
+        self, recurrent_kernel, recurrent_bias=None, recurrent_dropout_mask=None, norms=None,
+        compiled=False, saving=False,
+    ):
+        """The step math of this cell, written once: ``(projected_t, states) -> (new_states, saved)``.
+
+        `make_step` (every loop, the Keras cell API) and the hand-written backward pass
+        (`nlpkit.layers.fast_backward`, with ``saving=True``) both run this function.
+
+        Args:
+            recurrent_kernel: tensor ``(units, gates * units)``, read before the loop.
+            recurrent_bias: tensor or None, see `recurrent_bias`.
+            recurrent_dropout_mask: optional ``(batch, units)`` multiplier on ``h``.
+            norms: dict or None. ``{name: (gain, bias)}`` of the normalisations in the step.
+            compiled: bool, default False. See `make_step`.
+            saving: bool, default False. Also return what `backward_step` reads (the gate
+                activations); otherwise ``saved`` is None.
+        """
+        raise NotImplementedError
+
+    # Whether `backward_step` reads gate activations that `forward_step` saves.
+    saves_gates = True
+
+    def backward_step(self, recurrent_kernel, forward, dropout_mask):
+        """The hand-written backward pass of this cell's step (default activations).
+
+        Args:
+            recurrent_kernel: the tensor the forward pass used.
+            forward: what the forward pass kept, time-major ``(time, batch, width)``:
+                ``gates`` (the saved gate activations), ``states`` (``h`` after each step),
+                ``cells`` and ``c_prev`` (the LSTM's ``c`` after and before each step, else
+                None), ``h_prev`` (``h`` before each step) and ``h_in`` (``h_prev`` with
+                the recurrent dropout mask applied).
+            dropout_mask: the recurrent dropout mask, or None.
+
+        Returns:
+            ``(step, finish, record_width)``. ``step(t, dh, dc) -> (record, dh_prev,
+            dc_prev)`` runs inside the reverse loop (``dc`` is None but for the LSTM);
+            ``finish(records)`` takes the stacked ``(time, batch, record_width)`` records
+            and returns ``(d_projected, d_recurrent_kernel, d_recurrent_bias_or_None)``.
+        """
         raise NotImplementedError
 
     def uses_default_activations(self):
-        """Whether the activations are the ones the hand-written backward pass knows."""
+        """Whether the activations are ``tanh`` and (for the gates) ``sigmoid``."""
         gate = getattr(self, "recurrent_activation", keras.activations.sigmoid)
         return self.activation is keras.activations.tanh and gate is keras.activations.sigmoid
 
-    def fast_cell(self):
-        """``(cell_name, recurrent_kernel, recurrent_bias)`` for `fast_recurrence`, or None.
+    def default_math_reason(self):
+        """Why this cell's step is not the textbook one, or None if it is.
+
+        The textbook step (``tanh``, ``sigmoid`` gates, no layer normalisation) is the one
+        that the hand-written backward pass, cuDNN and the fused TFLite LSTM implement.
+        """
+        if self.layer_norm:
+            return "layer_norm=True"
+        if self.activation is not keras.activations.tanh:
+            return f"activation {keras.activations.serialize(self.activation)!r} is not tanh"
+        gate = getattr(self, "recurrent_activation", keras.activations.sigmoid)
+        if gate is not keras.activations.sigmoid:
+            return f"recurrent_activation {keras.activations.serialize(gate)!r} is not sigmoid"
+        return None
+
+    def fast_backward_reason(self):
+        """Why training cannot take the hand-written backward pass, or None if it can."""
+        if type(self).backward_step is RecurrentCell.backward_step:
+            return f"no hand-written backward pass for {type(self).__name__}"
+        return self.default_math_reason()
+
+    def cudnn_reason(self):
+        """Why the cuDNN kernel cannot run this cell, or None to offer it to the backend.
+
+        The backend still declines where no GPU is visible or Keras' ``cudnn_ok`` refuses
+        the configuration (e.g. a GRU with ``reset_after=False``).
+        """
+        if type(self).cudnn_recurrence is RecurrentCell.cudnn_recurrence:
+            return f"cuDNN has no {type(self).__name__} kernel"
+        return self.default_math_reason()
+
+    def fast_backward_inputs(self):
+        """``(cell, recurrent_kernel, recurrent_bias)`` for `fast_backward_recurrence`, or None.
 
         None means there is no hand-written backward pass for this configuration (another
-        activation, or layer normalisation) and training uses autodiff through the loop.
+        activation, or layer normalisation; `fast_backward_reason` says which) and
+        training uses autodiff through the loop.
         """
-        return None
+        if self.fast_backward_reason() is not None:
+            return None
+        bias = self.recurrent_bias()
+        return self, read_weight(self.recurrent_kernel), None if bias is None else read_weight(bias)
+
+    # The earlier name of `fast_backward_inputs` (`nlpkit.models.seq2seq` calls it).
 
     def cudnn_recurrence(self, inputs, states, mask, go_backwards, return_sequences):
         """The whole sequence through the backend's fused kernel (cuDNN on a GPU).
@@ -258,6 +391,12 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "recurrent_regularizer": keras.regularizers.serialize(self.recurrent_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+                "recurrent_constraint": keras.constraints.serialize(self.recurrent_constraint),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
                 "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed,
@@ -269,6 +408,36 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
 
 def _masked(h, recurrent_dropout_mask):
     return h if recurrent_dropout_mask is None else h * recurrent_dropout_mask
+
+
+def _gradients_through_one_matmul(forward):
+    """The ``finish`` of a cell whose records are d(projected) and whose kernel multiplies ``h_in``."""
+
+    def finish(records):
+        return records, recurrent_kernel_gradient(forward.h_in, records), None
+
+    return finish
+
+
+def lstm_state_update(pre_activations, c, activation=keras.activations.tanh,
+                      gate=keras.activations.sigmoid, one_tanh=False, state_norm=None):
+    """The LSTM's gates and state update from its pre-activations ``[i, f, c, o]``.
+
+    The one place this math is written: `LSTMCell` steps with it and the fused TFLite form's
+    reference body (`nlpkit.layers.fused_lstm`) too.
+
+    Returns:
+        ``(h, c, (i, f, g, o))``.
+    """
+    if one_tanh:
+        i, f, g, o = lstm_gate_activations(pre_activations)
+    else:
+        # One split op instead of four slices: per-step op count is what costs on CPU.
+        i, f, g, o = ops.split(pre_activations, 4, axis=-1)
+        i, f, g, o = gate(i), gate(f), activation(g), gate(o)
+    c = f * c + i * g
+    shown = c if state_norm is None else layer_normalize(c, *state_norm)
+    return o * activation(shown), c, (i, f, g, o)
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
@@ -288,23 +457,33 @@ class SimpleRNNCell(RecurrentCell):
         (3, 8)
     """
 
-    def make_step(self, recurrent_dropout_mask, compiled=False):
-        recurrent_kernel = read_weight(self.recurrent_kernel)
-        norm = self.read_norm("recurrent")
+    # The output is the only activation, and the state sequence holds it.
+    saves_gates = False
+
+    def forward_step(
+        self, recurrent_kernel, recurrent_bias=None, recurrent_dropout_mask=None, norms=None,
+        compiled=False, saving=False,
+    ):
+        norm = (norms or {}).get("recurrent")
         activation = self.activation
 
         def step(x_t, states):
             recurrent = ops.matmul(_masked(states[0], recurrent_dropout_mask), recurrent_kernel)
             if norm is not None:
                 recurrent = layer_normalize(recurrent, *norm)
-            return [activation(x_t + recurrent)]
+            return [activation(x_t + recurrent)], None
 
         return step
 
-    def fast_cell(self):
-        if self.layer_norm or not self.uses_default_activations():
-            return None
-        return "simple_rnn", read_weight(self.recurrent_kernel), None
+    def backward_step(self, recurrent_kernel, forward, dropout_mask):
+        kernel_t = tf.transpose(recurrent_kernel)
+        from_h = 1.0 - tf.square(forward.states)
+
+        def step(t, dh, dc):
+            dz = dh * from_h[t]
+            return dz, _masked(tf.matmul(dz, kernel_t), dropout_mask), None
+
+        return step, _gradients_through_one_matmul(forward), recurrent_kernel.shape[-1]
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
@@ -359,9 +538,12 @@ class LSTMCell(RecurrentCell):
 
         return initializer
 
-    def make_step(self, recurrent_dropout_mask, compiled=False):
-        recurrent_kernel = read_weight(self.recurrent_kernel)
-        recurrent_norm, state_norm = self.read_norm("recurrent"), self.read_norm("state")
+    def forward_step(
+        self, recurrent_kernel, recurrent_bias=None, recurrent_dropout_mask=None, norms=None,
+        compiled=False, saving=False,
+    ):
+        norms = norms or {}
+        recurrent_norm, state_norm = norms.get("recurrent"), norms.get("state")
         activation, gate = self.activation, self.recurrent_activation
         one_tanh = compiled and self.uses_default_activations()
 
@@ -370,20 +552,39 @@ class LSTMCell(RecurrentCell):
             recurrent = ops.matmul(_masked(h, recurrent_dropout_mask), recurrent_kernel)
             if recurrent_norm is not None:
                 recurrent = layer_normalize(recurrent, *recurrent_norm)
-            if one_tanh:
-                i, f, g, o = lstm_gate_activations(x_t + recurrent)
-            else:
-                # One split op instead of four slices: per-step op count is what costs on CPU.
-                i, f, g, o = ops.split(x_t + recurrent, 4, axis=-1)
-                i, f, g, o = gate(i), gate(f), activation(g), gate(o)
-            c = f * c + i * g
-            shown = c if state_norm is None else layer_normalize(c, *state_norm)
-            return [o * activation(shown), c]
+            h, c, gates = lstm_state_update(
+                x_t + recurrent, c, activation, gate, one_tanh=one_tanh, state_norm=state_norm
+            )
+            return [h, c], ops.concatenate(gates, axis=1) if saving else None
 
         return step
 
+    def backward_step(self, recurrent_kernel, forward, dropout_mask):
+        units = recurrent_kernel.shape[0]
+        kernel_t = tf.transpose(recurrent_kernel)
+        i, f, g, o = (forward.gates[:, :, k * units : (k + 1) * units] for k in range(4))
+        tanh_c = tf.tanh(forward.cells)
+        from_h = o * (1.0 - tf.square(tanh_c))
+        # d(pre-activation) = [dc, dc, dc, dh] * these, gate by gate.
+        gate_factors = tf.concat(
+            [
+                g * i * (1.0 - i),
+                forward.c_prev * f * (1.0 - f),
+                i * (1.0 - tf.square(g)),
+                tanh_c * o * (1.0 - o),
+            ],
+            axis=2,
+        )
+
+        def step(t, dh, dc):
+            dc = dc + dh * from_h[t]
+            dz = tf.concat([dc, dc, dc, dh], axis=1) * gate_factors[t]
+            return dz, _masked(tf.matmul(dz, kernel_t), dropout_mask), dc * f[t]
+
+        return step, _gradients_through_one_matmul(forward), 4 * units
+
     def cudnn_recurrence(self, inputs, states, mask, go_backwards, return_sequences):
-        if self.layer_norm:
+        if self.cudnn_reason() is not None:
             raise NotImplementedError
         last, sequence, final_states = keras_backend.lstm(
             inputs, states[0], states[1], mask,
@@ -393,10 +594,6 @@ class LSTMCell(RecurrentCell):
         )
         return last, sequence, list(final_states)
 
-    def fast_cell(self):
-        if self.layer_norm or not self.uses_default_activations():
-            return None
-        return "lstm", read_weight(self.recurrent_kernel), None
 
     def get_config(self):
         config = super().get_config()
@@ -448,13 +645,17 @@ class GRUCell(RecurrentCell):
             return self.bias[0]
         return self.bias
 
-    def make_step(self, recurrent_dropout_mask, compiled=False):
-        units = self.units
-        recurrent_kernel = read_weight(self.recurrent_kernel)
-        recurrent_bias = None
+    def recurrent_bias(self):
         if self.use_bias and self.reset_after:
-            recurrent_bias = read_weight(self.bias[1])
-        norm = self.read_norm("recurrent")
+            return self.bias[1]
+        return None
+
+    def forward_step(
+        self, recurrent_kernel, recurrent_bias=None, recurrent_dropout_mask=None, norms=None,
+        compiled=False, saving=False,
+    ):
+        units = self.units
+        norm = (norms or {}).get("recurrent")
         activation, gate = self.activation, self.recurrent_activation
         if self.reset_after:
 
@@ -468,9 +669,11 @@ class GRUCell(RecurrentCell):
                 # Both gates in one activation, and splits instead of slices: fewer ops per step.
                 x_zr, x_h = ops.split(x_t, [2 * units], axis=-1)
                 recurrent_zr, recurrent_h = ops.split(recurrent, [2 * units], axis=-1)
-                z, r = ops.split(gate(x_zr + recurrent_zr), 2, axis=-1)
+                zr = gate(x_zr + recurrent_zr)
+                z, r = ops.split(zr, 2, axis=-1)
                 candidate = activation(x_h + r * recurrent_h)
-                return [z * h + (1.0 - z) * candidate]
+                saved = ops.concatenate([zr, candidate, recurrent_h], axis=1) if saving else None
+                return [z * h + (1.0 - z) * candidate], saved
 
             return step
 
@@ -492,12 +695,67 @@ class GRUCell(RecurrentCell):
             if norm_h is not None:
                 recurrent_h = layer_normalize(recurrent_h, *norm_h)
             candidate = activation(x_t[:, 2 * units :] + recurrent_h)
-            return [z * h + (1.0 - z) * candidate]
+            saved = ops.concatenate([z, r, candidate], axis=1) if saving else None
+            return [z * h + (1.0 - z) * candidate], saved
 
         return step
 
+    def backward_step(self, recurrent_kernel, forward, dropout_mask):
+        units = recurrent_kernel.shape[0]
+        z, r, n = (forward.gates[:, :, k * units : (k + 1) * units] for k in range(3))
+        # d(new h)/d(pre-activation) of the update gate and of the candidate.
+        z_factor = (forward.h_prev - n) * z * (1.0 - z)
+        n_factor = (1.0 - z) * (1.0 - tf.square(n))
+        if self.reset_after:
+            return self._backward_reset_after(recurrent_kernel, forward, dropout_mask, z, r, z_factor, n_factor)
+        r_factor = forward.h_in * r * (1.0 - r)
+        kernel_zr_t = tf.transpose(recurrent_kernel[:, : 2 * units])
+        kernel_h_t = tf.transpose(recurrent_kernel[:, 2 * units :])
+
+        def step(t, dh, dc):
+            da_n = dh * n_factor[t]
+            d_reset_h = tf.matmul(da_n, kernel_h_t)
+            d_zr = tf.concat([dh * z_factor[t], d_reset_h * r_factor[t]], axis=1)
+            dh_in = _masked(tf.matmul(d_zr, kernel_zr_t) + d_reset_h * r[t], dropout_mask)
+            return tf.concat([d_zr, da_n], axis=1), dh * z[t] + dh_in, None
+
+        def finish(records):
+            h_in = forward.h_in
+            d_kernel = tf.concat(
+                [
+                    tf.matmul(flat(h_in), flat(records[:, :, : 2 * units]), transpose_a=True),
+                    tf.matmul(flat(r * h_in), flat(records[:, :, 2 * units :]), transpose_a=True),
+                ],
+                axis=1,
+            )
+            return records, d_kernel, None
+
+        return step, finish, 3 * units
+
+    def _backward_reset_after(self, recurrent_kernel, forward, dropout_mask, z, r, z_factor, n_factor):
+        # The record of a step is its dh; the input gradient is rebuilt after the loop.
+        units = recurrent_kernel.shape[0]
+        kernel_t = tf.transpose(recurrent_kernel)
+        recurrent_h = forward.gates[:, :, 3 * units :]
+        r_factor = n_factor * recurrent_h * r * (1.0 - r)
+        recurrent_factors = tf.concat([z_factor, r_factor, n_factor * r], axis=2)
+
+        def step(t, dh, dc):
+            d_recurrent = tf.concat([dh, dh, dh], axis=1) * recurrent_factors[t]
+            dh_in = _masked(tf.matmul(d_recurrent, kernel_t), dropout_mask)
+            return dh, dh * z[t] + dh_in, None
+
+        def finish(records):
+            dh_all = tf.concat([records] * 3, axis=2)
+            d_recurrent_all = dh_all * recurrent_factors
+            d_projected = dh_all * tf.concat([z_factor, r_factor, n_factor], axis=2)
+            d_kernel = tf.matmul(flat(forward.h_in), flat(d_recurrent_all), transpose_a=True)
+            return d_projected, d_kernel, tf.reduce_sum(flat(d_recurrent_all), axis=0)
+
+        return step, finish, units
+
     def cudnn_recurrence(self, inputs, states, mask, go_backwards, return_sequences):
-        if self.layer_norm:
+        if self.cudnn_reason() is not None:
             raise NotImplementedError
         last, sequence, final_states = keras_backend.gru(
             inputs, states[0], mask,
@@ -506,14 +764,6 @@ class GRUCell(RecurrentCell):
             return_sequences=return_sequences, go_backwards=go_backwards, reset_after=self.reset_after,
         )
         return last, sequence, list(final_states)
-
-    def fast_cell(self):
-        if self.layer_norm or not self.uses_default_activations():
-            return None
-        if not self.reset_after:
-            return "gru_reset_before", read_weight(self.recurrent_kernel), None
-        recurrent_bias = read_weight(self.bias[1]) if self.use_bias else None
-        return "gru", read_weight(self.recurrent_kernel), recurrent_bias
 
     def get_config(self):
         config = super().get_config()

@@ -11,12 +11,17 @@ instead of T small ones inside the loop.
 Only the default activations are written out by hand: ``tanh`` for the candidate and
 ``sigmoid`` for the gates. Layers with any other activation use the autodiff loop in
 `nlpkit.layers.recurrent.run_recurrence`.
+
+"Fast backward" is the one name of this idea: the layer argument ``fast_backward``, the
+execution-plan path ``"fast_backward"``, this module and `fast_backward_recurrence`. The
+step math is the cell's (`nlpkit.layers.cells`): its ``forward_step`` (saving the gate
+activations) and its ``backward_step`` (the gate deltas); this module runs the two loops
+around them, the masks and the carried gradients.
 """
 
-import tensorflow as tf
+import types
 
-# Per-cell width of the projected inputs in units of ``units``.
-GATES = {"lstm": 4, "gru": 3, "gru_reset_before": 3, "simple_rnn": 1}
+import tensorflow as tf
 
 
 def _time_major(tensor, go_backwards):
@@ -35,42 +40,17 @@ def _previous(states, initial):
     return tf.concat([initial[None], states[:-1]], axis=0)
 
 
-def _flat(tensor):
+def flat(tensor):
+    """``(time, batch, width)`` as ``(time * batch, width)``."""
     return tf.reshape(tensor, [-1, tf.shape(tensor)[-1]])
 
 
-def _forward_step(cell, x_t, h, c, recurrent_kernel, recurrent_bias, dropout_mask, units):
-    """One step; returns ``(new_h, new_c, saved)`` where ``saved`` is what backward reads."""
-    h_in = h if dropout_mask is None else h * dropout_mask
-    if cell == "lstm":
-        # Splits instead of slices, and the GRU gates in one sigmoid: the loop's cost on a
-        # CPU is largely the number of ops per step.
-        i, f, g, o = tf.split(x_t + tf.matmul(h_in, recurrent_kernel), 4, axis=1)
-        i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
-        new_c = f * c + i * g
-        return o * tf.tanh(new_c), new_c, tf.concat([i, f, g, o], axis=1)
-    if cell == "gru":
-        rec = tf.matmul(h_in, recurrent_kernel)
-        if recurrent_bias is not None:
-            rec = rec + recurrent_bias
-        x_zr, x_h = tf.split(x_t, [2 * units, units], axis=1)
-        rec_zr, rec_h = tf.split(rec, [2 * units, units], axis=1)
-        zr = tf.sigmoid(x_zr + rec_zr)
-        z, r = tf.split(zr, 2, axis=1)
-        n = tf.tanh(x_h + r * rec_h)
-        return z * h + (1.0 - z) * n, None, tf.concat([zr, n, rec_h], axis=1)
-    if cell == "gru_reset_before":
-        rec = tf.matmul(h_in, recurrent_kernel[:, : 2 * units])
-        z = tf.sigmoid(x_t[:, :units] + rec[:, :units])
-        r = tf.sigmoid(x_t[:, units : 2 * units] + rec[:, units:])
-        n = tf.tanh(x_t[:, 2 * units :] + tf.matmul(r * h_in, recurrent_kernel[:, 2 * units :]))
-        return z * h + (1.0 - z) * n, None, tf.concat([z, r, n], axis=1)
-    # The SimpleRNN's output is its only activation, and the state sequence holds it.
-    new_h = tf.tanh(x_t + tf.matmul(h_in, recurrent_kernel))
-    return new_h, None, None
+def recurrent_kernel_gradient(h_in, d_pre_activations):
+    """The recurrent kernel's gradient over all steps as one matmul, ``h_in^T @ d``."""
+    return tf.matmul(flat(h_in), flat(d_pre_activations), transpose_a=True)
 
 
-def fast_recurrence(
+def fast_backward_recurrence(
     cell,
     projected,
     initial_states,
@@ -85,8 +65,9 @@ def fast_recurrence(
     """Same contract as `nlpkit.layers.recurrent.run_recurrence`, with a custom gradient.
 
     Args:
-        cell: one of ``"lstm"``, ``"gru"`` (reset after), ``"gru_reset_before"``,
-            ``"simple_rnn"``.
+        cell: the nlpkit cell (`nlpkit.layers.cells.RecurrentCell`) whose ``forward_step``
+            and ``backward_step`` run; `RecurrentCell.fast_backward_inputs` gives it with
+            the two weight tensors below.
         projected: float tensor ``(batch, time, gates * units)``, inputs already multiplied
             by the input kernel (and input bias added).
         initial_states: list of ``(batch, units)`` tensors, ``[h]`` or ``[h, c]`` for LSTM.
@@ -102,15 +83,19 @@ def fast_recurrence(
         ``(last_output, outputs_or_None, final_states)``.
 
     Example:
-        >>> last, seq, states = fast_recurrence("simple_rnn", tf.zeros((2, 3, 4)),
+        >>> cell = nlpkit.layers.SimpleRNNCell(4)
+        >>> last, seq, states = fast_backward_recurrence(cell, tf.zeros((2, 3, 4)),
         ...     [tf.zeros((2, 4))], tf.eye(4), return_sequences=True)
         >>> seq.shape
         TensorShape([2, 3, 4])
     """
-    if cell not in GATES:
-        raise ValueError(f"Unknown cell {cell!r}; choose one of {sorted(GATES)}.")
-    is_lstm = cell == "lstm"
-    units = recurrent_kernel.shape[0]
+    if not callable(getattr(cell, "backward_step", None)):
+        raise ValueError(
+            "`cell` must be an nlpkit cell with a hand-written backward step (e.g. "
+            f"nlpkit.layers.LSTMCell). Received: cell={cell!r}"
+        )
+    # The LSTM carries a cell state next to h.
+    is_lstm = len(cell.state_size) == 2
     dtype = projected.dtype
     steps_mask = None
     if mask is not None:
@@ -133,13 +118,13 @@ def fast_recurrence(
         c_seq = None
         if is_lstm:
             c_seq = tf.TensorArray(dtype, size=num_steps, element_shape=state_shape)
-        saves_gates = cell != "simple_rnn"
+        saves_gates = cell.saves_gates
         gate_seq = tf.TensorArray(dtype, size=num_steps) if saves_gates else None
+        step = cell.forward_step(kernel, bias, recurrent_dropout_mask, saving=True)
 
         def body(t, h, c, h_seq, c_seq, gate_seq):
-            new_h, new_c, saved = _forward_step(
-                cell, steps[t], h, c, kernel, bias, recurrent_dropout_mask, units
-            )
+            new_states, saved = step(steps[t], [h, c] if is_lstm else [h])
+            new_h, new_c = new_states[0], new_states[1] if is_lstm else None
             if steps_mask is not None:
                 keep = steps_mask[t]
                 new_h = tf.where(keep, new_h, h)
@@ -189,7 +174,6 @@ def fast_recurrence(
                 d_sequence = tf.transpose(upstream[-1], [1, 0, 2])
             return _backward(
                 cell,
-                units,
                 steps,
                 h0,
                 c0,
@@ -217,7 +201,6 @@ def fast_recurrence(
 
 def _backward(
     cell,
-    units,
     steps,
     h0,
     c0,
@@ -235,78 +218,25 @@ def _backward(
     has_recurrent_bias,
 ):
     """The reverse loop; returns gradients in the order of ``recurrence``'s inputs."""
-    is_lstm = cell == "lstm"
+    is_lstm = cells_all is not None
     num_steps = tf.shape(steps)[0]
     h_prev_all = _previous(states_all, h0)
     h_in_all = h_prev_all if dropout_mask is None else h_prev_all * dropout_mask
-    # Elementwise work that does not depend on the carried gradient runs once over all
-    # steps as a few large ops; the loop keeps only what needs the carried dh (and dc).
-    kernel_t = tf.transpose(kernel)
-    if is_lstm:
-        i, f, g, o = (gates_all[:, :, k * units : (k + 1) * units] for k in range(4))
-        tanh_c = tf.tanh(cells_all)
-        c_prev_all = _previous(cells_all, c0)
-        from_h = o * (1.0 - tf.square(tanh_c))
-        # d(pre-activation) = [dc, dc, dc, dh] * these, gate by gate.
-        gate_factors = tf.concat(
-            [
-                g * i * (1.0 - i),
-                c_prev_all * f * (1.0 - f),
-                i * (1.0 - tf.square(g)),
-                tanh_c * o * (1.0 - o),
-            ],
-            axis=2,
-        )
-    elif cell == "simple_rnn":
-        from_h = 1.0 - tf.square(states_all)
-    else:
-        z, r, n = (gates_all[:, :, k * units : (k + 1) * units] for k in range(3))
-        # d(new h)/d(pre-activation) of the update gate and of the candidate.
-        z_factor = (h_prev_all - n) * z * (1.0 - z)
-        n_factor = (1.0 - z) * (1.0 - tf.square(n))
-        if cell == "gru":
-            rec_h = gates_all[:, :, 3 * units :]
-            r_factor = n_factor * rec_h * r * (1.0 - r)
-            rec_factors = tf.concat([z_factor, r_factor, n_factor * r], axis=2)
-        else:
-            r_factor = h_in_all * r * (1.0 - r)
-            kernel_zr_t = tf.transpose(kernel[:, : 2 * units])
-            kernel_h_t = tf.transpose(kernel[:, 2 * units :])
-    record_width = units if cell == "gru" else steps.shape[-1]
+    forward = types.SimpleNamespace(
+        gates=gates_all,
+        states=states_all,
+        cells=cells_all,
+        c_prev=_previous(cells_all, c0) if is_lstm else None,
+        h_prev=h_prev_all,
+        h_in=h_in_all,
+    )
+    # The cell computes what does not depend on the carried gradient once over all steps
+    # (a few large ops); its step keeps only what needs the carried dh (and dc). Masked
+    # rows arrive at the step as zeros.
+    cell_backward, finish, record_width = cell.backward_step(kernel, forward, dropout_mask)
     d_steps = tf.TensorArray(
         steps.dtype, size=num_steps, element_shape=[steps.shape[1], record_width]
     )
-
-    def cell_backward(t, dh, dc):
-        """``(record, dh_prev, dc_prev)`` for one step; masked rows arrive as zeros.
-
-        ``record`` is d(projected inputs) of the step, except for the reset-after GRU
-        where it is ``dh`` and the input gradient is rebuilt after the loop.
-        """
-        if is_lstm:
-            dc = dc + dh * from_h[t]
-            dz = tf.concat([dc, dc, dc, dh], axis=1) * gate_factors[t]
-            dh_in = tf.matmul(dz, kernel_t)
-            if dropout_mask is not None:
-                dh_in = dh_in * dropout_mask
-            return dz, dh_in, dc * f[t]
-        if cell == "simple_rnn":
-            dz = dh * from_h[t]
-            dh_in = tf.matmul(dz, kernel_t)
-            return dz, (dh_in if dropout_mask is None else dh_in * dropout_mask), None
-        if cell == "gru":
-            d_rec = tf.concat([dh, dh, dh], axis=1) * rec_factors[t]
-            dh_in = tf.matmul(d_rec, kernel_t)
-            record = dh
-        else:
-            da_n = dh * n_factor[t]
-            d_reset_h = tf.matmul(da_n, kernel_h_t)
-            d_zr = tf.concat([dh * z_factor[t], d_reset_h * r_factor[t]], axis=1)
-            dh_in = tf.matmul(d_zr, kernel_zr_t) + d_reset_h * r[t]
-            record = tf.concat([d_zr, da_n], axis=1)
-        if dropout_mask is not None:
-            dh_in = dh_in * dropout_mask
-        return record, dh * z[t] + dh_in, None
 
     def body(done, dh_carry, dc_carry, d_steps):
         t = num_steps - 1 - done
@@ -343,28 +273,7 @@ def _backward(
         (tf.constant(0), d_h_last, d_c_last if is_lstm else (), d_steps),
         parallel_iterations=32,
     )
-    d_steps_all = d_steps.stack()
-
-    if cell == "gru":
-        dh_all = tf.concat([d_steps_all] * 3, axis=2)
-        d_rec_all = dh_all * rec_factors
-        d_steps_all = dh_all * tf.concat([z_factor, r_factor, n_factor], axis=2)
-        d_kernel = tf.matmul(_flat(h_in_all), _flat(d_rec_all), transpose_a=True)
-        d_bias = tf.reduce_sum(_flat(d_rec_all), axis=0)
-    elif cell == "gru_reset_before":
-        d_kernel = tf.concat(
-            [
-                tf.matmul(
-                    _flat(h_in_all), _flat(d_steps_all[:, :, : 2 * units]), transpose_a=True
-                ),
-                tf.matmul(
-                    _flat(r * h_in_all), _flat(d_steps_all[:, :, 2 * units :]), transpose_a=True
-                ),
-            ],
-            axis=1,
-        )
-    else:
-        d_kernel = tf.matmul(_flat(h_in_all), _flat(d_steps_all), transpose_a=True)
+    d_steps_all, d_kernel, d_bias = finish(d_steps.stack())
 
     grads = [_batch_major(d_steps_all, go_backwards), dh0, d_kernel]
     if is_lstm:

@@ -29,7 +29,8 @@ this module:
   is a reverse cumulative sum of ``log f``.
 
 Only the export path uses this form: inside `lstm_export_form` (entered by
-`nlpkit.export.tflite.convert`), `nlpkit.layers.LSTM` calls `fused_call` at inference.
+`nlpkit.export.tflite.convert`), the layer's `nlpkit.layers.ExecutionPlan` takes the path
+``"fused_tflite"`` at inference (`fused_reason`) and `nlpkit.layers.LSTM` calls `fused_call`.
 Everywhere else, the layer runs its own loop.
 """
 
@@ -37,9 +38,9 @@ import contextlib
 import dataclasses
 import uuid
 
-import keras
 import tensorflow as tf
 
+from nlpkit.layers.cells import lstm_state_update
 from nlpkit.layers.export_context import TFLITE_EXPORT
 from nlpkit.layers.recurrent import read_weight, run_recurrence
 
@@ -101,23 +102,20 @@ def lstm_export_form(form):
         _EXPORT.reset(token)
 
 
-def unfusable_reason(layer, inputs, mask=None):
-    """Why ``layer`` called on ``inputs`` cannot use the fused op, or None if it can."""
-    if layer.cell.layer_norm:
-        return "layer_norm=True (the fused op has no normalisation)"
+def unfusable_reason(layer, inputs_shape, dtype, masked=False):
+    """Why ``layer`` called on inputs of this shape and dtype cannot use the fused op, or None."""
+    reason = layer.cell.default_math_reason()
+    if reason is not None:
+        return f"{reason} (the fused op is the textbook LSTM)"
     if layer.stateful:
         return "the layer is stateful (its states live in variables the fused op cannot carry)"
-    if layer.activation is not keras.activations.tanh:
-        return f"activation {keras.activations.serialize(layer.activation)!r} is not tanh"
-    if layer.recurrent_activation is not keras.activations.sigmoid:
-        name = keras.activations.serialize(layer.recurrent_activation)
-        return f"recurrent_activation {name!r} is not sigmoid"
-    if inputs.dtype != tf.float32:
-        return f"inputs are {inputs.dtype.name}, the fused op takes float32"
-    batch = inputs.shape[0]
+    dtype = tf.as_dtype(dtype)
+    if dtype != tf.float32:
+        return f"inputs are {dtype.name}, the fused op takes float32"
+    batch = inputs_shape[0]
     if batch is None:
         return "the batch size is not static (export with a batch-1 input signature)"
-    if mask is not None and batch != 1:
+    if masked and batch != 1:
         return f"masked inputs need batch 1 (sliced to their length); the batch is {batch}"
     return None
 
@@ -132,32 +130,57 @@ def unfusable_reason(layer, inputs, mask=None):
 AUTO_FUSED_MAX_UNITS = 256
 
 
-def prefer_fused(layer, inputs):
+def prefer_fused(layer, inputs_shape=None):
     """The ``auto`` choice: the fused op up to `AUTO_FUSED_MAX_UNITS` units, else the loop."""
     return layer.units <= AUTO_FUSED_MAX_UNITS
 
 
-def fused_call(layer, inputs, mask=None, initial_state=None):
-    """The layer's inference outputs through the fusable function, or None for the loop.
+def fused_reason(layer, inputs_shape, dtype, masked, training):
+    """Why ``layer``'s call does not take the fused form, or None if it does.
 
-    Returns None outside `lstm_export_form`, for ``form="while"`` and where ``"auto"``
-    keeps the loop. Otherwise returns what ``layer.call`` returns: the output (sequence or
-    last), followed by ``[h, c]`` when ``layer.return_state``.
+    The ``"fused_tflite"`` entry of the layer's `nlpkit.layers.ExecutionPlan`: the form is
+    taken at inference inside `lstm_export_form` (not ``"while"``), where
+    `unfusable_reason` finds nothing and, for ``"auto"``, `prefer_fused` agrees.
     """
     export = _EXPORT.get()
-    if export is None or export.form == "while":
-        return None
-    reason = unfusable_reason(layer, inputs, mask)
-    if reason is None and export.form == "auto" and not prefer_fused(layer, inputs):
+    if export is None:
+        return "not inside a TFLite export (lstm_export_form)"
+    if export.form == "while":
+        return "the export asked for the WHILE loop (lstm='while')"
+    if training:
+        return "training (the fused form is for inference exports)"
+    reason = unfusable_reason(layer, inputs_shape, dtype, masked)
+    if reason is None and export.form == "auto" and not prefer_fused(layer, inputs_shape):
         reason = "the WHILE loop measured faster for this layer"
-    if reason is not None:
-        # Not raised here even for form="fused": saving also traces signatures that are
-        # never converted (Keras' own serving_default with a dynamic batch). The caller
-        # judges once the trace is over (`LSTMExport.unfused_layers`).
-        export.kept_while.append((layer.name, reason))
-        return None
-    export.fused.append(layer.name)
-    return _fused_outputs(layer, inputs, mask, initial_state, tag=len(export.fused))
+    return reason
+
+
+def note_plan(layer, plan, training):
+    """Records in the active `LSTMExport` what ``plan`` does with the fused form.
+
+    Kept out of `fused_reason`, which a user may call (through ``execution_plan``) to ask;
+    only calls count. A layer that keeps the loop is not an error here even for
+    ``form="fused"``: saving also traces signatures that are never converted (Keras' own
+    serving_default with a dynamic batch), so the caller judges once the trace is over
+    (`LSTMExport.unfused_layers`).
+    """
+    export = _EXPORT.get()
+    if export is None or export.form == "while" or training:
+        return
+    if plan.path == "fused_tflite":
+        export.fused.append(layer.name)
+    else:
+        export.kept_while.append((layer.name, plan.reasons["fused_tflite"]))
+
+
+def fused_call(layer, inputs, mask=None, initial_state=None):
+    """The layer's inference outputs through the fusable function.
+
+    Runs what the layer's plan chose (path ``"fused_tflite"``, recorded by `note_plan`) and
+    returns what ``layer.call`` returns: the output (sequence or last), followed by
+    ``[h, c]`` when ``layer.return_state``.
+    """
+    return _fused_outputs(layer, inputs, mask, initial_state, tag=len(_EXPORT.get().fused))
 
 
 def _fused_outputs(layer, inputs, mask, initial_state, tag):
@@ -253,16 +276,14 @@ def _fusable_lstm():
 
 def _standard_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
     # What runs where the converter does not replace the body (the SavedModel, or a
-    # conversion that declined to fuse): the same LSTM as nlpkit's loop.
+    # conversion that declined to fuse): the same LSTM step as nlpkit's loop.
     units = init_h.shape[-1]
     projected = tf.matmul(inputs, kernel) + bias
 
     def step(x_t, states):
         h, c = states
-        z = x_t + tf.matmul(h, recurrent_kernel)
-        i, f, g, o = tf.split(z, 4, axis=-1)
-        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-        return [tf.sigmoid(o) * tf.tanh(c), c]
+        h, c, _ = lstm_state_update(x_t + tf.matmul(h, recurrent_kernel), c)
+        return [h, c]
 
     last, outputs, (h, c) = run_recurrence(
         step, projected, [init_h, init_c], return_sequences=True

@@ -3,8 +3,8 @@
 import keras
 
 from nlpkit.layers.cells import LSTMCell
-from nlpkit.layers.fused_lstm import fused_call
-from nlpkit.layers.recurrent import RecurrentLayer, cell_attribute, split_cell_arguments
+from nlpkit.layers.fused_lstm import fused_call, fused_reason, note_plan
+from nlpkit.layers.recurrent import RecurrentLayer, cell_attribute
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
@@ -12,17 +12,48 @@ class LSTM(RecurrentLayer):
     """LSTM (Hochreiter & Schmidhuber, 1997) with the weight layout of ``keras.layers.LSTM``.
 
     Runs an `nlpkit.layers.LSTMCell` (``self.cell``). Gate order in the kernels is
-    ``[i, f, c, o]``; states are ``[h, c]``.
+    ``[i, f, c, o]``; states are ``[h, c]``. The arguments are those of
+    ``keras.layers.LSTM`` plus nlpkit's own (``layer_norm``, ``zero_output_for_mask``,
+    ``fast_backward``, ``jit_compile``); `execution_plan` tells which path a call runs
+    (cuDNN, the fused TFLite op, the hand-written backward pass, XLA, the plain loop).
 
     Args:
         units: int, size of the hidden and cell states.
-        recurrent_activation: default "sigmoid". Gate activation.
+        activation: str or callable, default "tanh". Candidate and output activation.
+        recurrent_activation: str or callable, default "sigmoid". Gate activation.
+        use_bias: bool, default True.
+        kernel_initializer: str or initializer, default "glorot_uniform".
+        recurrent_initializer: str or initializer, default "orthogonal".
+        bias_initializer: str or initializer, default "zeros".
         unit_forget_bias: bool, default True. Initialise the forget-gate bias to 1.
-        **kwargs: cell arguments (activation, use_bias, initializers, dropout,
-            recurrent_dropout, seed, layer_norm: see `nlpkit.layers.cells.RecurrentCell`) and
-            layer arguments (return_sequences, return_state, go_backwards, stateful,
-            zero_output_for_mask, fast_backward, use_cudnn, jit_compile: see
-            `nlpkit.layers.recurrent.RecurrentLayer`).
+        kernel_regularizer: regularizer or None, default None.
+        recurrent_regularizer: regularizer or None, default None.
+        bias_regularizer: regularizer or None, default None.
+        activity_regularizer: regularizer or None, default None. Applied to the output.
+        kernel_constraint: constraint or None, default None.
+        recurrent_constraint: constraint or None, default None.
+        bias_constraint: constraint or None, default None.
+        dropout: float in [0, 1), default 0. Dropout on the inputs, one mask per sequence.
+        recurrent_dropout: float in [0, 1), default 0. Variational dropout on the hidden
+            state fed into the recurrent matmul, one mask per sequence.
+        seed: int or None, default None. Seed of the dropout masks.
+        layer_norm: bool, default False. Layer-normalise the input and recurrent
+            projections and the cell state (`nlpkit.layers.cells`).
+        return_sequences: bool, default False. Return the output at every step.
+        return_state: bool, default False. Also return the final states ``h, c``.
+        go_backwards: bool, default False. Process the sequence in reverse.
+        stateful: bool, default False. Carry the final states of a batch into the next
+            call (needs a static batch size; ``reset_state()`` zeroes them).
+        unroll: bool, default False. Run the steps as straight-line code where the
+            sequence length is static (the ``"unrolled"`` path); the loop otherwise.
+        zero_output_for_mask: bool, default False. Masked steps output zeros.
+        fast_backward: bool, default True. Train through the hand-written backward pass
+            (default activations, no layer normalisation).
+        use_cudnn: "auto", True or False, default "auto". Run the cuDNN kernel on a GPU
+            where the configuration allows it; True raises where it cannot.
+        jit_compile: "auto", True or False, default "auto". Compile the time loop with
+            XLA (see `nlpkit.layers.RecurrentLayer`).
+        **kwargs: `keras.layers.Layer` arguments (name, dtype, trainable).
 
     Example:
         >>> layer = nlpkit.layers.LSTM(32, return_state=True, layer_norm=True)
@@ -34,20 +65,49 @@ class LSTM(RecurrentLayer):
     recurrent_activation = cell_attribute("recurrent_activation")
     unit_forget_bias = cell_attribute("unit_forget_bias")
 
-    def __init__(self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
-        cell_kwargs, kwargs = split_cell_arguments(kwargs)
-        cell = LSTMCell(
-            units,
-            recurrent_activation=recurrent_activation,
-            unit_forget_bias=unit_forget_bias,
-            name="lstm_cell",
-            **cell_kwargs,
-        )
-        super().__init__(cell, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        layer_norm=False,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        fast_backward=True,
+        use_cudnn="auto",
+        jit_compile="auto",
+        **kwargs,
+    ):
+        # First, while the arguments are the only local names.
+        cell, arguments = self.cell_and_layer_arguments(LSTMCell, locals(), name="lstm_cell")
+        super().__init__(cell, **arguments)
 
-    def call(self, inputs, mask=None, initial_state=None, training=False):
-        # TFLite export may ask for the form the converter fuses into one built-in op.
-        fused = None if training else fused_call(self, inputs, mask, initial_state)
-        if fused is not None:
-            return fused
-        return super().call(inputs, mask=mask, initial_state=initial_state, training=training)
+    # TFLite export may ask for the form the converter fuses into one built-in op.
+    def _fused_reason(self, inputs_shape, dtype, masked, training):
+        return fused_reason(self, inputs_shape, dtype, masked, training)
+
+    def _fused_call(self, inputs, mask, initial_state):
+        return fused_call(self, inputs, mask, initial_state)
+
+    def _planned(self, plan, training):
+        super()._planned(plan, training)
+        note_plan(self, plan, training)

@@ -231,7 +231,7 @@ class MinGRU(MinimalRecurrentLayer):
 
     def next_state(self, projected_t, h):
         # h + z (g - h): the same state as (1 - z) h + z g with one sigmoid less; a TFLite
-        # step then runs 8 ops after the projection instead of 12, 5.2-5.6 µs a token
-        # instead of 5.8-6.1 (float32, 760 units, benchmarks/streaming_step.py).
+        # step then runs 8 ops after the projection instead of 12
+        # (benchmarks/streaming_step.py measures the step).
         gate, candidate = tf.split(projected_t, 2, axis=-1)
         return h + tf.sigmoid(gate) * (positive_activation(candidate) - h)

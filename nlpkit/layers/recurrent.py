@@ -18,10 +18,16 @@ pass replaces autodiff through the loop.
 
 On a GPU, LSTM and GRU layers whose configuration cuDNN supports run the backend's cuDNN
 kernel instead (``use_cudnn="auto"``), as the stock Keras layers do.
+
+Which of these runs (and whether XLA compiles it) is decided in one place: every call of a
+`RecurrentLayer` computes an `nlpkit.layers.ExecutionPlan` (`RecurrentLayer.execution_plan`)
+and runs it.
 """
 
 import contextlib
+import dataclasses
 import functools
+import logging
 
 import keras
 import tensorflow as tf
@@ -31,8 +37,12 @@ from keras.src import backend as keras_backend
 # tensorflow.python: the XLA-context test of `inside_xla_compilation` (no public API).
 from tensorflow.python.ops import control_flow_util
 
+from nlpkit.layers.execution_plan import choose
 from nlpkit.layers.export_context import portable_trace_active, unrolled_trace_active
-from nlpkit.layers.fast_backward import fast_recurrence
+from nlpkit.layers.fast_backward import fast_backward_recurrence
+
+# Each call's `ExecutionPlan` is logged here at debug level.
+LOGGER = logging.getLogger("nlpkit.layers")
 
 
 def run_recurrence(
@@ -44,6 +54,7 @@ def run_recurrence(
     return_sequences=False,
     zero_output_for_mask=False,
     compiled=False,
+    unroll=False,
 ):
     """Runs ``step_fn`` over the time axis of ``projected``.
 
@@ -63,6 +74,8 @@ def run_recurrence(
             ``projected[:, t]`` costs nothing under XLA, while the copy of the whole
             projection was a measurable part of a compiled LSTM forward pass; see
             ``benchmarks/rnn_speed.py``).
+        unroll: bool, default False. Write the steps out as straight-line code when the
+            length is static, as inside `nlpkit.layers.export_context.unrolled_trace`.
 
     Returns:
         ``(last_output, outputs_or_None, final_states)``; ``outputs`` is
@@ -87,7 +100,7 @@ def run_recurrence(
         def step_input(t):
             return steps[t]
 
-    if unrolled_trace_active() and projected.shape[1] is not None:
+    if (unroll or unrolled_trace_active()) and projected.shape[1] is not None:
         return _unrolled_recurrence(
             step_fn, projected, initial_states, step_mask, go_backwards, return_sequences, zero_output_for_mask
         )
@@ -206,37 +219,6 @@ def read_weight(variable):
     return tf.identity(tf.convert_to_tensor(variable))
 
 
-
-
-# Constructor arguments that configure the cell; a layer hands them on.
-CELL_ARGUMENTS = (
-    "activation",
-    "use_bias",
-    "kernel_initializer",
-    "recurrent_initializer",
-    "bias_initializer",
-    "dropout",
-    "recurrent_dropout",
-    "seed",
-    "layer_norm",
-)
-
-
-def split_cell_arguments(kwargs):
-    """Splits a layer's ``**kwargs`` into ``(cell_kwargs, layer_kwargs)``.
-
-    The dtype policy and ``trainable`` go to both, since the cell holds the weights.
-
-    Example:
-        >>> split_cell_arguments({"dropout": 0.1, "name": "encoder"})
-        ({'dropout': 0.1}, {'name': 'encoder'})
-    """
-    cell_kwargs = {name: value for name, value in kwargs.items() if name in CELL_ARGUMENTS}
-    layer_kwargs = {name: value for name, value in kwargs.items() if name not in CELL_ARGUMENTS}
-    for name in ("dtype", "trainable"):
-        if name in kwargs:
-            cell_kwargs[name] = kwargs[name]
-    return cell_kwargs, layer_kwargs
 
 
 def cell_attribute(name):
@@ -400,22 +382,31 @@ class RecurrentLayerBase(keras.layers.Layer):
         # Read before the loop, like the weights, so the loop body holds tensors only.
         return [ops.cast(variable, dtype) for variable in self.states]
 
-    def _compiles_with_xla(self, inputs):
-        """Whether this call compiles its sequence computation (see ``jit_compile``)."""
+    def _xla_reason(self, inputs_shape, traced):
+        """Why a call on ``inputs_shape`` does not compile with XLA (``jit_compile``), or None.
+
+        ``traced``: the call is traced (``fit``, ``predict``, a ``tf.function``), not eager.
+        """
+        if portable_trace_active():
+            return "exports trace portable graphs (a TFLite file holds built-in ops only)"
         # Eager calls never compile: the compiled function is made per trace (a cell may
         # hold tensors of the trace that calls it: the language model's DropConnect swaps
         # a dropped tensor in for the recurrent kernel), so every eager call would compile.
-        if portable_trace_active() or tf.executing_eagerly():
-            return False
+        if not traced:
+            return "eager calls never compile"
         if self.jit_compile is True or inside_xla_compilation():
-            return True
+            return None
         if self.jit_compile is False:
-            return False
-        return (
-            inputs.shape[0] is not None
-            and inputs.shape[1] is not None
-            and not tf.config.list_logical_devices("GPU")
-        )
+            return "jit_compile=False"
+        if inputs_shape[0] is None or inputs_shape[1] is None:
+            return "jit_compile='auto' compiles static batch and time sizes only"
+        if tf.config.list_logical_devices("GPU"):
+            return "jit_compile='auto' does not compile where a GPU is visible"
+        return None
+
+    def _compiles_with_xla(self, inputs):
+        """Whether this call compiles its sequence computation (see ``jit_compile``)."""
+        return self._xla_reason(inputs.shape, not tf.executing_eagerly()) is None
 
     def _call_compiled_where_chosen(self, function, inputs, *arguments):
         """``function(inputs, *arguments, compiled)``, compiled by XLA where ``jit_compile`` says.
@@ -475,8 +466,10 @@ class RecurrentLayer(RecurrentLayerBase):
     The contract (masks, states, the single step) is `RecurrentLayerBase`'s. The layer holds ``self.cell`` (an `nlpkit.layers.cells.RecurrentCell`, which owns the
     weights and the math of one step) and runs the loop around it: masks,
     ``go_backwards``, ``return_sequences``, ``return_state``, ``initial_state``,
-    ``stateful``, per-sequence dropout masks, and the choice between the plain loop and
-    the hand-written backward pass. Subclasses build their cell from their constructor
+    ``stateful``, per-sequence dropout masks, and the choice of the path that runs it:
+    one `ExecutionPlan` per call (`execution_plan`) picks among the fused TFLite form, the
+    unrolled steps, cuDNN, the hand-written backward pass and the plain loop, compiled by
+    XLA or not, and ``call`` runs that plan. Subclasses build their cell from their constructor
     arguments; the cell's arguments are readable on the layer too (``layer.units``,
     ``layer.dropout``, ``layer.kernel``, ...).
 
@@ -489,6 +482,9 @@ class RecurrentLayer(RecurrentLayerBase):
             non-trainable variables and start the next call from them (sample ``i`` of a
             batch continues sample ``i`` of the previous one). Needs a static batch size;
             ``reset_state()`` sets the states back to zeros.
+        unroll: bool, default False. Run the steps as straight-line code (no ``while``
+            loop) where the sequence length is static, as Keras' ``unroll`` does; training
+            then differentiates them by autodiff. Dynamic lengths keep the loop.
         zero_output_for_mask: bool, default False. Masked steps output zeros (set by
             ``keras.layers.Bidirectional`` when it returns sequences).
         fast_backward: bool, default True. Train through the hand-written backward pass
@@ -526,6 +522,12 @@ class RecurrentLayer(RecurrentLayerBase):
     kernel = cell_attribute("kernel")
     recurrent_kernel = cell_attribute("recurrent_kernel")
     bias = cell_attribute("bias")
+    kernel_regularizer = cell_attribute("kernel_regularizer")
+    recurrent_regularizer = cell_attribute("recurrent_regularizer")
+    bias_regularizer = cell_attribute("bias_regularizer")
+    kernel_constraint = cell_attribute("kernel_constraint")
+    recurrent_constraint = cell_attribute("recurrent_constraint")
+    bias_constraint = cell_attribute("bias_constraint")
 
     def __init__(
         self,
@@ -534,6 +536,7 @@ class RecurrentLayer(RecurrentLayerBase):
         return_state=False,
         go_backwards=False,
         stateful=False,
+        unroll=False,
         zero_output_for_mask=False,
         fast_backward=True,
         use_cudnn="auto",
@@ -549,15 +552,54 @@ class RecurrentLayer(RecurrentLayerBase):
         )
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f'`use_cudnn` must be "auto", True or False. Received: use_cudnn={use_cudnn!r}')
-        for method in ("project_inputs", "make_step", "fast_cell", "get_initial_state"):
+        if not isinstance(unroll, bool):
+            raise ValueError(f"`unroll` must be a bool. Received: unroll={unroll!r}")
+        for method in ("project_inputs", "make_step", "fast_backward_inputs", "get_initial_state"):
             if not callable(getattr(cell, method, None)):
                 raise ValueError(
                     "`cell` must be an nlpkit recurrent cell (e.g. nlpkit.layers.LSTMCell). "
                     f"Received: cell={cell!r}, which has no `{method}` method"
                 )
         self.cell = cell
+        self.unroll = unroll
         self.fast_backward = bool(fast_backward)
         self.use_cudnn = use_cudnn
+
+    # Constructor arguments of the layer itself; a subclass's others configure its cell.
+    LAYER_ARGUMENTS = (
+        "activity_regularizer",
+        "return_sequences",
+        "return_state",
+        "go_backwards",
+        "stateful",
+        "unroll",
+        "zero_output_for_mask",
+        "fast_backward",
+        "use_cudnn",
+        "jit_compile",
+    )
+
+    @classmethod
+    def cell_and_layer_arguments(cls, cell_class, arguments, **cell_options):
+        """``(cell, layer_arguments)`` from a subclass constructor's arguments (``locals()``).
+
+        The subclasses list every argument in their signatures (what ``help()``, IDEs and
+        the config check read); this hands each to the cell or the layer. The cell holds
+        the weights, so it also takes the layer's dtype policy and ``trainable``.
+
+        Example:
+            >>> cell, rest = RecurrentLayer.cell_and_layer_arguments(
+            ...     nlpkit.layers.GRUCell, {"units": 4, "dropout": 0.1, "go_backwards": True,
+            ...     "kwargs": {"name": "g"}}, name="gru_cell")
+            >>> cell.dropout, rest
+            (0.1, {'go_backwards': True, 'name': 'g'})
+        """
+        arguments = {name: value for name, value in arguments.items() if name not in ("self", "__class__")}
+        kwargs = arguments.pop("kwargs", {})
+        layer_arguments = {name: arguments.pop(name) for name in cls.LAYER_ARGUMENTS if name in arguments}
+        shared = {name: kwargs[name] for name in ("dtype", "trainable") if name in kwargs}
+        cell = cell_class(**arguments, **cell_options, **shared)
+        return cell, {**layer_arguments, **kwargs}
 
     @property
     def state_size(self):
@@ -601,15 +643,129 @@ class RecurrentLayer(RecurrentLayerBase):
             states = [ops.cast(state, self.compute_dtype) for state in states]
             return self.cell.call(inputs_t, states, training=False)
 
+    def execution_plan(self, inputs_shape=None, training=False, masked=False, traced=None):
+        """The path a call runs, and why it runs no other (an `nlpkit.layers.ExecutionPlan`).
+
+        ``call`` computes the same plan and runs it (and logs it at debug level on the
+        ``nlpkit.layers`` logger), so this answers what a call with these arguments would
+        do here: inside an export context, in a traced function, on this machine's devices.
+        The paths are described in `nlpkit.layers.execution_plan`.
+
+        Args:
+            inputs_shape: tuple ``(batch, time, features)`` or None, default None. None
+                entries (or None for the whole) are sizes not known when tracing.
+            training: bool, default False.
+            masked: bool, default False. Whether the call passes a mask.
+            traced: bool or None, default None. Whether the call is traced (``fit``,
+                ``predict``, a ``tf.function``) rather than eager; None: as here.
+
+        Returns:
+            An `nlpkit.layers.ExecutionPlan`.
+
+        Example:
+            >>> layer = nlpkit.layers.GRU(8, layer_norm=True)
+            >>> plan = layer.execution_plan((32, 20, 16), training=True, traced=True)
+            >>> plan.path, plan.fallback, plan.reasons["fast_backward"]
+            ('while_loop', None, 'layer_norm=True')
+        """
+        shape = (None, None, None) if inputs_shape is None else tuple(inputs_shape)
+        traced = not tf.executing_eagerly() if traced is None else bool(traced)
+        return self._plan(shape, self.compute_dtype, bool(masked), bool(training), traced)
+
+    def _plan(self, inputs_shape, dtype, masked, training, traced):
+        fast_backward = self._fast_backward_reason(training)
+        xla = self._xla_reason(inputs_shape, traced)
+        if xla is None and training and fast_backward is not None and self.jit_compile is not True:
+            # A compiled loop differentiated by autodiff would run the loop twice (see
+            # `_compiled_time_loop_call`).
+            xla = "training through autodiff compiles only with jit_compile=True"
+        plan = choose(
+            [
+                ("fused_tflite", self._fused_reason(inputs_shape, dtype, masked, training)),
+                ("unrolled", self._unrolled_reason(inputs_shape)),
+                ("cudnn", self._cudnn_reason(masked, training)),
+                ("fast_backward", fast_backward),
+                ("while_loop", None),
+            ],
+            compiled=xla is None,
+            xla_reason=xla,
+        )
+        if plan.path == "cudnn" and not tf.config.list_logical_devices("GPU"):
+            plan = dataclasses.replace(
+                plan, notes=(f"no GPU is visible, so the backend will decline and {plan.fallback} runs",)
+            )
+        return plan
+
+    def _fused_reason(self, inputs_shape, dtype, masked, training):
+        """Why the call does not take the fused TFLite form (`nlpkit.layers.LSTM` has one)."""
+        return "only the LSTM has a fused TFLite op"
+
+    def _fused_call(self, inputs, mask, initial_state):
+        raise NotImplementedError(f"{type(self).__name__} has no fused TFLite form")
+
+    def _unrolled_reason(self, inputs_shape):
+        if not (self.unroll or unrolled_trace_active()):
+            return "unroll=False (and no export_context.unrolled_trace)"
+        if inputs_shape[1] is None:
+            return "the sequence length is not static"
+        return None
+
+    def _cudnn_reason(self, masked, training):
+        if self.use_cudnn is False:
+            return "use_cudnn=False"
+        if portable_trace_active():
+            return "exports trace the portable loop (export_context)"
+        reason = self.cell.cudnn_reason()
+        if reason is not None:
+            return reason
+        if training and self.cell.recurrent_dropout > 0:
+            return "recurrent dropout while training"
+        if masked and self.return_sequences and not self.zero_output_for_mask:
+            return (
+                "masked sequences are returned in full (cuDNN zeroes padded outputs; "
+                "zero_output_for_mask=True allows it)"
+            )
+        return None
+
+    def _fast_backward_reason(self, training):
+        if not training:
+            # Inference (and TFLite export, which calls with training=False) keeps the plain
+            # loop, which converts to built-in ops. Whether a tape is watching cannot be
+            # known in graph mode, so `training` decides; the saving forward measured only
+            # 1-3% slower than the plain one (B=32, T=64, H=512), so a gradient taken with
+            # training=False stays correct through autodiff, just slower.
+            return "inference (training=False) runs the plain loop"
+        if not self.fast_backward:
+            return "fast_backward=False"
+        return self.cell.fast_backward_reason()
+
+    def _planned(self, plan, training):
+        """Called with the plan of every call before it runs."""
+        LOGGER.debug("%s %r: %s", type(self).__name__, self.name, plan)
+
+    def _cudnn_refused(self, reason):
+        return ValueError(
+            f"Layer {self.name!r} has use_cudnn=True, but cuDNN cannot run it here: {reason}. "
+            "Pass use_cudnn='auto' to fall back."
+        )
+
     def call(self, inputs, mask=None, initial_state=None, training=False):
+        training = bool(training)
+        plan = self._plan(inputs.shape, inputs.dtype, mask is not None, training, not tf.executing_eagerly())
+        self._planned(plan, training)
+        if plan.path == "fused_tflite":
+            return self._fused_call(inputs, mask, initial_state)
+        if self.use_cudnn is True and plan.path != "cudnn":
+            raise self._cudnn_refused(plan.reasons["cudnn"])
         cell = self.cell
         if training and cell.dropout > 0:
             inputs = inputs * ops.expand_dims(cell.get_dropout_mask(inputs[:, 0, :]), 1)
         states = self._initial_states(inputs, initial_state, inputs.dtype)
-        result = self._cudnn_call(inputs, states, mask, training)
-        if result is not None:
-            cell.reset_dropout_mask()
-            return self._finish(*result, mask, initial_state)
+        if plan.path == "cudnn":
+            result = self._cudnn_call(inputs, states, mask)
+            if result is not None:
+                cell.reset_dropout_mask()
+                return self._finish(*result, mask, initial_state)
         projected = cell.project_inputs(inputs)
         recurrent_mask = None
         if training and cell.recurrent_dropout > 0:
@@ -617,16 +773,17 @@ class RecurrentLayer(RecurrentLayerBase):
         # One mask per sequence: the next call draws new ones.
         cell.reset_dropout_mask()
         cell.reset_recurrent_dropout_mask()
-        arguments = (projected, tuple(states), mask, recurrent_mask, bool(training))
-        if self._compiles_loop(inputs, bool(training)):
+        arguments = (plan.loop, projected, tuple(states), mask, recurrent_mask)
+        if plan.compiled:
             last, sequence, final_states = self._compiled_time_loop_call(*arguments)
         else:
             last, sequence, final_states = self._time_loop(*arguments)
         return self._finish(last, sequence, list(final_states), mask, initial_state)
 
-    def _time_loop(self, projected, states, mask, recurrent_mask, training, compiled=False):
+    def _time_loop(self, path, projected, states, mask, recurrent_mask, compiled=False):
         """``(last, sequence, final_states)``: the cell run over the projected inputs.
 
+        ``path`` is the plan's loop: "fast_backward", "while_loop" or "unrolled".
         ``compiled`` says that XLA compiles this loop: the inference loop then reads the
         projection in place and the LSTM computes its gates through one ``tanh``
         (`nlpkit.layers.tanh_gates`; the training loop measured the same either way).
@@ -638,16 +795,10 @@ class RecurrentLayer(RecurrentLayerBase):
             return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask,
         )
-        # Inference (and TFLite export, which calls with training=False) keeps the plain
-        # loop, which converts to built-in ops. Whether a tape is watching cannot be
-        # known in graph mode, so `training` decides; the saving forward measured only
-        # 1-3% slower than the plain one (B=32, T=64, H=512), so a gradient taken with
-        # training=False stays correct through autodiff, just slower.
-        fast = cell.fast_cell() if training and self.fast_backward else None
-        if fast is not None:
-            cell_name, recurrent_kernel, recurrent_bias = fast
-            return fast_recurrence(
-                cell_name,
+        if path == "fast_backward":
+            _, recurrent_kernel, recurrent_bias = cell.fast_backward_inputs()
+            return fast_backward_recurrence(
+                cell,
                 projected,
                 list(states),
                 recurrent_kernel,
@@ -660,28 +811,17 @@ class RecurrentLayer(RecurrentLayerBase):
             projected,
             list(states),
             compiled=compiled,
+            unroll=path == "unrolled",
             **options,
         )
 
-    def _differentiates_by_hand(self, training):
-        """Whether `_time_loop` runs `fast_recurrence`, whose gradient is written out."""
-        return training and self.fast_backward and self.cell.fast_cell() is not None
-
-    def _compiles_loop(self, inputs, training):
-        """Whether this call runs `_time_loop` compiled by XLA (see ``jit_compile``)."""
-        if not self._compiles_with_xla(inputs):
-            return False
-        # "auto" leaves training through autodiff to the plain loop: a compiled one would
-        # run the loop twice (see `_compiled_time_loop_call`).
-        return self.jit_compile is True or not training or self._differentiates_by_hand(training)
-
-    def _compiled_time_loop_call(self, projected, states, mask, recurrent_mask, training):
+    def _compiled_time_loop_call(self, path, projected, states, mask, recurrent_mask):
         """`_time_loop` compiled by XLA, differentiable whichever path it takes."""
         compiled = tf.function(
-            functools.partial(self._time_loop, compiled=True), jit_compile=True, autograph=False
+            functools.partial(self._time_loop, path, compiled=True), jit_compile=True, autograph=False
         )
-        arguments = (mask, recurrent_mask, training)
-        if self._differentiates_by_hand(training):
+        arguments = (mask, recurrent_mask)
+        if path == "fast_backward":
             return compiled(projected, states, *arguments)
         returns_sequence = self.return_sequences
 
@@ -702,7 +842,7 @@ class RecurrentLayer(RecurrentLayerBase):
                 variables = list(variables or [])
                 with tf.GradientTape() as tape:
                     tape.watch(sources)
-                    again = flat(self._time_loop(projected, states, *arguments))
+                    again = flat(self._time_loop(path, projected, states, *arguments))
                 upstream = [
                     tf.zeros_like(output) if given is None else given
                     for output, given in zip(again, upstream)
@@ -716,27 +856,17 @@ class RecurrentLayer(RecurrentLayerBase):
         sequence = outputs[1] if returns_sequence else None
         return outputs[0], sequence, outputs[1 + int(returns_sequence) :]
 
-    def _cudnn_call(self, inputs, states, mask, training):
-        """``(last, sequence, states)`` from the cuDNN kernel, or None to run the loop."""
-        cell = self.cell
-        usable = (
-            self.use_cudnn in ("auto", True)
-            and not portable_trace_active()
-            and not (training and cell.recurrent_dropout > 0)
-            and (mask is None or self.zero_output_for_mask or not self.return_sequences)
-        )
-        if usable:
-            try:
-                return cell.cudnn_recurrence(inputs, states, mask, self.go_backwards, self.return_sequences)
-            except NotImplementedError:
-                pass
-        if self.use_cudnn is True:
-            raise ValueError(
-                f"Layer {self.name!r} has use_cudnn=True, but cuDNN cannot run it here (it needs "
-                "a GPU, an LSTM or a GRU with reset_after=True, default activations, no layer "
-                "normalisation and no recurrent dropout). Pass use_cudnn='auto' to fall back."
-            )
-        return None
+    def _cudnn_call(self, inputs, states, mask):
+        """``(last, sequence, states)`` from the cuDNN kernel, or None where the backend declines."""
+        try:
+            return self.cell.cudnn_recurrence(inputs, states, mask, self.go_backwards, self.return_sequences)
+        except NotImplementedError:
+            if self.use_cudnn is True:
+                raise self._cudnn_refused(
+                    "the backend declined the kernel (it needs a GPU, and an LSTM or a GRU "
+                    "with reset_after=True and a bias)"
+                ) from None
+            return None
 
     def get_config(self):
         config = super().get_config()
@@ -748,6 +878,8 @@ class RecurrentLayer(RecurrentLayerBase):
         config.update(cell_config)
         config.update(
             {
+                "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
+                "unroll": self.unroll,
                 "fast_backward": self.fast_backward,
                 "use_cudnn": self.use_cudnn,
             }

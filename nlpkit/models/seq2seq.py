@@ -34,7 +34,7 @@ from nlpkit.layers import (
     recurrent_layer,
 )
 from nlpkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
-from nlpkit.layers.fast_backward import fast_recurrence
+from nlpkit.layers.fast_backward import fast_backward_recurrence
 from nlpkit.layers.recurrent import compute_dtype_scope, run_recurrence
 from nlpkit.manifest import DecodingSettings, TranslationSection
 from nlpkit.models.language_model import TiedOutput
@@ -338,10 +338,10 @@ class Seq2Seq(TaskModel, keras.Model):
         # the whole target as one layer call (with the hand-written backward pass while
         # training) and attention covers all steps in one batched product.
         cell = self.decoder_cell
-        fast = cell.fast_cell() if training else None
+        fast = cell.fast_backward_inputs() if training else None
         if fast is not None:
             name, recurrent_kernel, recurrent_bias = fast
-            _, outputs, _ = fast_recurrence(
+            _, outputs, _ = fast_backward_recurrence(
                 name, projected, cell_states, recurrent_kernel, recurrent_bias, return_sequences=True
             )
         else:

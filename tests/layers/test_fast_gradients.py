@@ -210,7 +210,7 @@ def test_one_fit_step_matches_autodiff(cls, options):
 def test_other_activations_fall_back_to_autodiff(cls, options):
     layer = cls(UNITS, **options)
     layer.build((None, None, FEATURES))
-    assert layer.cell.fast_cell() is None
+    assert layer.cell.fast_backward_inputs() is None
     inputs, mask = inputs_and_mask(True)
     options = dict(options, return_sequences=True)
     expected = layer_gradients(cls, options, False, inputs, mask)
@@ -224,7 +224,7 @@ def test_training_forward_values_match_inference(cls, options):
     layer = cls(UNITS, return_sequences=True, return_state=True, **options)
     layer.build((None, None, FEATURES))
     random_weights(layer, 6)
-    assert layer.cell.fast_cell() is not None
+    assert layer.cell.fast_backward_inputs() is not None
     assert_all_close(
         layer(inputs, mask=mask, training=True), layer(inputs, mask=mask, training=False)
     )

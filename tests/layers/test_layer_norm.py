@@ -120,7 +120,7 @@ def test_norm_weights_come_after_the_stock_weights(cls, options):
     for weight in layer.weights[len(stock_names) :]:
         expected = 1.0 if weight.path.endswith("gain") else 0.0
         assert np.all(weight.numpy() == expected)
-    assert layer.cell.fast_cell() is None
+    assert layer.cell.fast_backward_inputs() is None
 
 
 @pytest.mark.parametrize("cls,options", VARIANTS, ids=VARIANT_IDS)
