@@ -22,10 +22,33 @@ $(TFLITE214_STAMP):
 	$(TFLITE214)/bin/python -m pip install --quiet "tflite-runtime==2.14.0" "numpy<2"
 	touch $(TFLITE214_STAMP)
 
+# MediaPipe Tasks (the `mediapipe` export target's runtime) and tflite-support 0.4.4 (the
+# reference metadata writer and reader the tests compare nlpkit's metadata with), in their own
+# venv: tflite-support needs protobuf<4, which TensorFlow 2.21 in .venv cannot share. Its
+# metadata code loads libusb-1.0, a Debian package, installed here (as root) when missing.
+MEDIAPIPE := .venv-mediapipe
+MEDIAPIPE_STAMP := $(MEDIAPIPE)/.installed
+
+$(MEDIAPIPE_STAMP):
+	ldconfig -p | grep -q libusb-1.0 || (apt-get update && apt-get install -y libusb-1.0-0)
+	test -x $(MEDIAPIPE)/bin/python || $(PYTHON) -m venv $(MEDIAPIPE)
+	$(MEDIAPIPE)/bin/python -m pip install --quiet --upgrade pip
+	$(MEDIAPIPE)/bin/python -m pip install --quiet "mediapipe==1.2.3" "tflite-support==0.4.4"
+	touch $(MEDIAPIPE_STAMP)
+
+# LiteRT.js (@litertjs/core, the `web` export target's runtime) for the tests that run web
+# files under Node: `npm ci` installs exactly what web/package-lock.json pins.
+WEB_STAMP := web/node_modules/.installed
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $(WEB_STAMP)
+
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m recipes.sentiment_gru --output-dir saved_models/sentiment
+	$(PY) -m recipes.sentiment_gru --output-dir saved_models/sentiment --tokenizer regex \
+		--targets litert,web,mediapipe
 	$(VENV)/bin/nlpkit predict saved_models/sentiment --format tflite \
 		"a gripping , beautifully acted film" \
 		"the plot is a dull , lifeless mess" \
@@ -43,7 +66,7 @@ demo-ner: $(STAMP)
 # The docs are built first (seconds, so a broken link fails fast): --strict turns every MkDocs
 # warning (a broken link or anchor, an API reference that does not resolve, a benchmark result
 # without its provenance) into a failed build.
-test: $(STAMP) $(TFLITE214_STAMP)
+test: $(STAMP) $(TFLITE214_STAMP) $(MEDIAPIPE_STAMP) $(WEB_STAMP)
 	$(DOCS_BUILD)
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=30
 
@@ -60,4 +83,4 @@ bench-ner: $(STAMP)
 	$(PY) benchmarks/ner.py --data-dir $${NLPKIT_DATA:-../shared/data}
 
 clean:
-	rm -rf $(VENV) $(TFLITE214) saved_models/sentiment saved_models/ner .pytest_cache .site
+	rm -rf $(VENV) $(TFLITE214) $(MEDIAPIPE) web/node_modules saved_models/sentiment saved_models/ner .pytest_cache .site

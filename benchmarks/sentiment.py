@@ -39,7 +39,7 @@ RECIPE_FLAGS = [
 ]
 
 
-def nlpkit_run(data_dir, output_dir, seed=None):
+def nlpkit_run(data_dir, output_dir, seed=None, extra_flags=()):
     from nlpkit.data import load
     from nlpkit.lite import TextClassifierPredictor
     from nlpkit.manifest import read_manifest
@@ -48,7 +48,7 @@ def nlpkit_run(data_dir, output_dir, seed=None):
 
     config = sentiment_gru.parse_config(
         sentiment_gru.Config,
-        RECIPE_FLAGS + ["--data-dir", data_dir, "--output-dir", output_dir]
+        RECIPE_FLAGS + list(extra_flags) + ["--data-dir", data_dir, "--output-dir", output_dir]
         + (["--seed", str(seed)] if seed is not None else []),
     )
     bundle = sentiment_gru.train(config)
@@ -141,6 +141,9 @@ def main(argv=None):
     parser.add_argument("--output-dir", default="saved_models/sentiment_sst2")
     parser.add_argument("--seeds", default="1234",
                         help="comma-separated seeds; the recipe runs once per seed (default: 1234, the recipe's)")
+    parser.add_argument("--tokenizer", choices=("word", "regex"), default="word",
+                        help="the recipe's tokenizer; regex is MediaPipe's (the mediapipe export target)")
+    parser.add_argument("--targets", default="litert", help="the recipe's export targets (e.g. litert,mediapipe)")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                         help="also train the stock-Keras BiGRU reference (default: yes)")
     args = parser.parse_args(argv)
@@ -152,12 +155,15 @@ def main(argv=None):
         "benchmark": "sst2_sentiment",
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
+        "tokenizer": args.tokenizer,
+        "targets": args.targets,
     }
     # Training logs go to stderr so that stdout is exactly one JSON document.
     seeds = [int(seed) for seed in args.seeds.split(",")]
     with contextlib.redirect_stdout(sys.stderr):
         runs = [
-            nlpkit_run(args.data_dir, args.output_dir if len(seeds) == 1 else f"{args.output_dir}_seed{seed}", seed)
+            nlpkit_run(args.data_dir, args.output_dir if len(seeds) == 1 else f"{args.output_dir}_seed{seed}", seed,
+                       ["--tokenizer", args.tokenizer, "--targets", args.targets])
             for seed in seeds
         ]
         if args.baseline:

@@ -69,6 +69,10 @@ def build_parser():
     export.add_argument("bundle")
     export.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
                         help="also write model.int8.tflite (default: yes)")
+    export.add_argument("--target", dest="targets", default=None,
+                        help="comma-separated runtimes: litert (always), web (LiteRT.js: fixed-length buckets), "
+                             "mediapipe (MediaPipe TextClassifier; regex-tokenizer classifiers); default: the "
+                             "targets the bundle has")
 
     predict = commands.add_parser(
         "predict", help="classify, tag, translate or continue texts given as arguments or as lines on stdin"
@@ -109,7 +113,7 @@ def run_evaluate(args):
 
 def run_export(args):
     """Rebuilds every exported form of a bundle from its ``model.keras`` and assets, any task."""
-    from nlpkit.export import write_bundle
+    from nlpkit.export import check_targets, write_bundle
     from nlpkit.manifest import DecodingSettings, bundle_file, read_manifest, task_section
     from nlpkit.models import load_keras_model
     from nlpkit.tasks import task_of
@@ -127,9 +131,13 @@ def run_export(args):
         model.decoding = section.decoding
     assets = bundle_file(args.bundle, manifest, "assets")
     kept = {key: manifest[key] for key in task.kept_fields if key in manifest}
+    targets = args.targets
+    if targets is None:
+        targets = sorted({entry.get("target", "litert") for entry in (manifest.get("tflite_files") or {}).values()
+                          if isinstance(entry, dict)})
     write_bundle(args.bundle, model=model, tokenizer=load_tokenizer(assets),
                  graph_tokenizer=load_graph_tokenizer(assets), label_names=manifest.get("labels"),
-                 int8=args.int8, metadata=kept, parity=task.load("sample_parity")())
+                 int8=args.int8, metadata=kept, parity=task.load("sample_parity")(), targets=check_targets(targets))
     print(f"re-exported {args.bundle}")
     return 0
 

@@ -7,6 +7,8 @@ import math
 import typing
 from pathlib import Path
 
+from nlpkit.manifest import check_targets
+
 
 def config_parser(config_class, prog=None, description=None):
     """Builds an ``argparse`` parser with one ``--flag`` per dataclass field.
@@ -111,6 +113,11 @@ def config_problem(config):
     """
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
+        if field.name == "targets":
+            try:
+                check_targets(value)
+            except ValueError as error:
+                return f"--targets: {error}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         flag = "--" + field.name.replace("_", "-")

@@ -90,6 +90,25 @@ def _check_fields(path, manifest, task):
         raise BundleError(f"{path}: a {task} bundle needs 'labels', found {manifest.get('labels')!r:.80}.")
 
 
+# The runtimes a bundle has files for (`nlpkit.export.write_bundle`, tflite_files[...].target).
+TARGETS = ("litert", "web", "mediapipe")
+
+
+def check_targets(targets):
+    """``targets`` as a tuple of `TARGETS` ("litert" first, always), or ValueError naming the unknown one.
+
+    Example:
+        >>> check_targets("web,mediapipe")
+        ('litert', 'web', 'mediapipe')
+    """
+    if isinstance(targets, str):
+        targets = [target.strip() for target in targets.split(",") if target.strip()]
+    unknown = [target for target in targets if target not in TARGETS]
+    if unknown:
+        raise ValueError(f"unknown export target(s) {unknown}; choose from {list(TARGETS)}")
+    return ("litert",) + tuple(target for target in TARGETS[1:] if target in targets)
+
+
 # Task sections: the fields of ``nlpkit.json`` that one task's predictors, parity checks and
 # re-exports read, typed, checked once, with the file and field named when they are wrong.
 # Pure Python, so `nlpkit.lite` reads them too, and the web runtime reads the same names.

@@ -96,6 +96,10 @@ class Config:
     # Output.
     output_dir: str = "saved_models/language_model"
     int8: bool = dataclasses.field(default=True, metadata={"help": "also write model.int8.tflite"})
+    targets: str = dataclasses.field(
+        default="litert",
+        metadata={"help": "runtimes to export for, comma-separated: litert (always), web (LiteRT.js)"},
+    )
     parity_prompts: int = dataclasses.field(default=10, metadata={"help": "prompts whose greedy outputs are compared"})
     parity_tokens: int = dataclasses.field(default=200, metadata={"help": "tokens generated per parity prompt"})
 
@@ -373,7 +377,7 @@ def train(config):
         parity = lambda staged: greedy_parity(model, staged, twin, parity_prompts, config.parity_tokens)  # noqa: E731
 
     bundle = write_language_model_bundle(
-        config.output_dir, model, twin, graph_tokenizer, int8=config.int8,
+        config.output_dir, model, twin, graph_tokenizer, int8=config.int8, targets=config.targets,
         metadata={"metrics": metrics, "config": dataclasses.asdict(config), "samples": samples},
         parity=parity,
     )

@@ -124,6 +124,10 @@ class Config:
     # Output.
     output_dir: str = "saved_models/ner"
     int8: bool = dataclasses.field(default=True, metadata={"help": "also write model.int8.tflite"})
+    targets: str = dataclasses.field(
+        default="litert",
+        metadata={"help": "runtimes to export for, comma-separated: litert (always), web (LiteRT.js)"},
+    )
     parity_sentences: int = dataclasses.field(default=500, metadata={"help": "sentences checked for export parity"})
 
 
@@ -533,7 +537,7 @@ def train(config):
         tokenizer=tokenizer,
         graph_tokenizer=TaggingTokenizer.from_python(tokenizer),
         label_names=model.tags,
-        int8=config.int8,
+        int8=config.int8, targets=config.targets,
         metadata={
             "metrics": metrics,
             "config": dataclasses.asdict(config),

@@ -43,6 +43,14 @@ class Config:
         metadata={"help": "display names for raw labels, 'raw=name,...'; empty keeps raw labels"},
     )
     # Tokenizer.
+    tokenizer: str = dataclasses.field(
+        default="word",
+        metadata={"help": "word (normalized words and punctuation) or regex (MediaPipe's RegexTokenizer: "
+                  "no lowercasing, delimiters dropped; needed for the mediapipe export target)"},
+    )
+    delimiter_pattern: str = dataclasses.field(
+        default=r"[^\w']+", metadata={"help": "--tokenizer regex: RE2 pattern of the text between tokens"}
+    )
     lowercase: bool = True
     max_length: int = dataclasses.field(default=256, metadata={"help": "tokens kept per text"})
     min_frequency: int = 1
@@ -103,6 +111,10 @@ class Config:
     # Output.
     output_dir: str = "saved_models/sentiment"
     int8: bool = dataclasses.field(default=True, metadata={"help": "also write model.int8.tflite"})
+    targets: str = dataclasses.field(
+        default="litert",
+        metadata={"help": "runtimes to export for, comma-separated: litert (always), web (LiteRT.js), mediapipe (needs --tokenizer regex)"},
+    )
     parity_texts: int = dataclasses.field(default=500, metadata={"help": "texts checked for export parity"})
 
 
@@ -145,6 +157,10 @@ def build_tokenizer(config, texts, extra_words=()):
     """
     from nlpkit.text import PythonWordTokenizer, TextNormalizer, Vocabulary, WordTokenizer
 
+    if config.tokenizer not in ("word", "regex"):
+        raise ValueError(f"--tokenizer must be word or regex. Received: {config.tokenizer!r}")
+    if config.tokenizer == "regex":
+        return build_regex_tokenizer(config, texts, extra_words)
     normalizer = TextNormalizer(lowercase=config.lowercase)
     vocabulary = Vocabulary.build(
         (normalizer.tokenize(text) for text in texts),
@@ -155,6 +171,22 @@ def build_tokenizer(config, texts, extra_words=()):
         vocabulary = vocabulary.extended(extra_words, max_size=config.max_vocabulary)
     twin = PythonWordTokenizer(vocabulary, normalizer, max_length=config.max_length)
     return twin, WordTokenizer.from_python(twin)
+
+
+def build_regex_tokenizer(config, texts, extra_words=()):
+    """MediaPipe's RegexTokenizer (pure-Python twin + graph version) with a vocabulary from ``texts``.
+
+    It never lowercases (MediaPipe does not), so ``--lowercase`` does not apply.
+    """
+    from nlpkit.text import PythonRegexTokenizer, RegexTokenizer
+    from nlpkit.text.regex_tokenizer import writable_token
+
+    twin = PythonRegexTokenizer.build(texts, config.delimiter_pattern, min_frequency=config.min_frequency,
+                                      max_size=config.max_vocabulary, max_length=config.max_length)
+    if extra_words:
+        vocabulary = twin.vocabulary.extended(filter(writable_token, extra_words), max_size=config.max_vocabulary)
+        twin = PythonRegexTokenizer(vocabulary, config.delimiter_pattern, max_length=config.max_length)
+    return twin, RegexTokenizer.from_python(twin)
 
 
 def word_vectors(config):
@@ -405,7 +437,7 @@ def train(config):
         tokenizer=twin,
         graph_tokenizer=graph_tokenizer,
         label_names=label_names,
-        int8=config.int8,
+        int8=config.int8, targets=config.targets,
         metadata={"metrics": metrics, "config": dataclasses.asdict(config), "raw_labels": raw_labels},
         parity=lambda staged: classifier_parity(staged, parity_texts),
     )

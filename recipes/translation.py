@@ -83,6 +83,10 @@ class Config:
     # Output.
     output_dir: str = "saved_models/translation"
     int8: bool = dataclasses.field(default=True, metadata={"help": "also write model.int8.tflite"})
+    targets: str = dataclasses.field(
+        default="litert",
+        metadata={"help": "runtimes to export for, comma-separated: litert (always), web (LiteRT.js)"},
+    )
     parity_sentences: int = dataclasses.field(
         default=50, metadata={"help": "test sentences whose TFLite greedy output must equal Keras'; -1 = all"}
     )
@@ -284,7 +288,7 @@ def train(config):
         parity = lambda staged: greedy_parity(model, staged, tokenizer, sources, config)  # noqa: E731
 
     bundle = write_translation_bundle(
-        output_dir, model, tokenizer, graph_tokenizer, settings, int8=config.int8,
+        output_dir, model, tokenizer, graph_tokenizer, settings, int8=config.int8, targets=config.targets,
         metadata={
             "languages": {"source": config.src, "target": config.tgt},
             "metrics": metrics, "config": dataclasses.asdict(config), "examples": examples,

@@ -248,6 +248,19 @@ def test_export_rewrites_the_bundle_in_place(bundle_copy, capsys, sample_test_te
     assert sorted(path.name for path in bundle_copy.parent.iterdir()) == ["bundle"]
 
 
+def test_export_adds_the_web_target_and_keeps_it_on_the_next_export(bundle_copy, capsys):
+    assert cli.main(["export", str(bundle_copy), "--target", "web", "--no-int8"]) == 0
+    manifest = read_manifest(bundle_copy)
+    web = manifest["tflite_files"]["model.web.tflite"]
+    assert web["target"] == "web" and web["lengths"] and all(name.startswith("classify_") for name in web["signatures"])
+    assert manifest["files"]["web"] == "model.web.tflite" and (bundle_copy / "model.web.tflite").is_file()
+    assert manifest["tflite_files"]["model.tflite"]["target"] == "litert"
+    assert cli.main(["export", str(bundle_copy), "--no-int8"]) == 0  # the bundle's targets by default
+    assert "model.web.tflite" in read_manifest(bundle_copy)["tflite_files"]
+    assert cli.main(["export", str(bundle_copy), "--target", "phone"]) == 2
+    assert "unknown export target(s) ['phone']" in capsys.readouterr().err
+
+
 def test_export_int8_flag():
     parser = cli.build_parser()
     assert parser.parse_args(["export", "b"]).int8 is True

@@ -1,7 +1,9 @@
 """Export: .keras, SavedModel (strings in), TFLite (ids in, built-in ops only), bundles."""
 
 from nlpkit.export.bundle import (
+    TARGETS,
     ExportCheckError,
+    check_targets,
     check_finite_weights,
     check_parity,
     library_versions,

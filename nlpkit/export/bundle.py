@@ -20,6 +20,8 @@ from nlpkit.manifest import (
     TFLITE_FILE,
     TFLITE_INT8_FILE,
     ASSETS_DIR,
+    TARGETS,
+    check_targets,
     owner_running,
     restore_interrupted_swap,
 )
@@ -54,6 +56,7 @@ def write_bundle(
     lstm="auto",
     parity=None,
     task=None,
+    targets=("litert",),
 ):
     """Writes a complete bundle for ``model`` atomically, and only if it is sound.
 
@@ -78,6 +81,12 @@ def write_bundle(
         lstm: "auto" (default), "fused" or "while": the TFLite form of LSTM layers, see
             `nlpkit.export.tflite.convert`.
         task: optional; if given, must be ``model.task`` (a check for callers that name it).
+        targets: the runtimes to write files for, from `TARGETS`: "litert" (``model.tflite``
+            and ``model.int8.tflite``: batch 1, dynamic length; always written, since
+            `nlpkit.lite` runs it), "web" (``model.web.tflite``: fixed-length buckets, no
+            variable tensors, for LiteRT.js; see `nlpkit.export.targets`) and "mediapipe"
+            (``model.mediapipe.tflite``: a classifier MediaPipe's TextClassifier loads, with
+            its metadata; needs a regex tokenizer, see `nlpkit.export.mediapipe`).
         parity: optional callable ``parity(staged_bundle_dir) -> dict``, run on the finished
             bundle before it replaces anything (e.g. ``lambda path: classifier_parity(path,
             texts)``); its report is stored as ``nlpkit.json`` ``parity`` and checked by
@@ -95,6 +104,7 @@ def write_bundle(
     if task is not None and task != model.task:
         raise ValueError(f"task={task!r} but the model is a {model.task!r} model ({type(model).__name__}).")
     task = model.task
+    targets = check_targets(targets)
     model = model.export_model()
     output_dir = Path(output_dir)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +134,12 @@ def write_bundle(
                 "signatures": sorted(endpoints),
                 "min_runtime_version": tflite.min_runtime_version(content),
             }
+        for file_name, content, info in _target_files(targets, model, endpoints, tokenizer, label_names, int8):
+            (staging / file_name).write_bytes(content)
+            quantized = info["quantization"] != "float32"
+            files[f"{info['target']}_int8" if quantized else info["target"]] = file_name
+            ops[file_name] = list(tflite.audit_ops(content).builtin)
+            tflite_files[file_name] = info
         manifest = {
             "format_version": BUNDLE_FORMAT_VERSION,
             "task": task,
@@ -150,6 +166,31 @@ def write_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return output_dir
+
+
+def _target_files(targets, model, endpoints, tokenizer, label_names, int8):
+    """``(file_name, content, info)`` of the targets beyond "litert" (see `write_bundle`)."""
+    targets = check_targets(targets)
+    if "web" in targets:
+        from nlpkit.export.targets import web_lengths, web_target_files
+
+        yield from web_target_files(
+            model, endpoints, lengths=web_lengths(getattr(tokenizer, "max_length", None)), int8=int8,
+            inner_length=getattr(tokenizer, "max_word_length", None),
+        )
+    if "mediapipe" in targets:
+        from nlpkit.export.mediapipe import (
+            DEFAULT_LENGTH, MEDIAPIPE_FILE, MEDIAPIPE_INT8_FILE, mediapipe_classifier_file, mediapipe_file_info,
+        )
+
+        if model.task != "classification":
+            raise ValueError(f"the mediapipe target is for classifiers (MediaPipe's TextClassifier); this is a "
+                             f"{model.task} model")
+        length = min(getattr(tokenizer, "max_length", None) or DEFAULT_LENGTH, DEFAULT_LENGTH)
+        variants = [(MEDIAPIPE_FILE, None)] + ([(MEDIAPIPE_INT8_FILE, "dynamic_range")] if int8 else [])
+        for file_name, quantization in variants:
+            content = mediapipe_classifier_file(model, tokenizer, label_names, length=length, quantization=quantization)
+            yield file_name, content, mediapipe_file_info(content, quantization)
 
 
 class ExportCheckError(BundleError):

@@ -72,6 +72,22 @@ def classifier_parity(bundle_dir, texts, batch_size=64):
         scores[key] = np.stack(first) if first else np.zeros((0, len(manifest["labels"])))
         repeat_identical[key] = bool(identical)
 
+    # Fixed-length files (the web and mediapipe targets) read right-padded ids, cut to their
+    # length; their reference is the Keras model on the same cut ids.
+    for key, file_name in manifest["files"].items():
+        entry = (manifest.get("tflite_files") or {}).get(file_name) or {}
+        if entry.get("target") not in ("web", "mediapipe"):
+            continue
+        interpreter_scores, identical = _fixed_length_scores(bundle_dir, manifest, key, entry, ids)
+        lengths = [_fixed_length(entry, len(sequence)) for sequence in ids]
+        cut = [sequence[:length] for sequence, length in zip(ids, lengths)]
+        reference = keras_scores if cut == ids else _stack(
+            [model.predict_on_batch(_pad(cut[i : i + batch_size])) for i in range(0, len(cut), batch_size)],
+            len(manifest["labels"]),
+        )
+        scores[key] = interpreter_scores + (keras_scores - reference)  # compared with keras_scores below
+        repeat_identical[key] = identical
+
     reference_labels = keras_scores.argmax(-1)
     return {
         "num_texts": len(texts),
@@ -85,6 +101,36 @@ def classifier_parity(bundle_dir, texts, batch_size=64):
         },
         "repeat_identical": repeat_identical,
     }
+
+
+def _fixed_length(entry, length):
+    """The input length a fixed-length file reads a text of ``length`` ids at: its bucket, or its one length."""
+    if entry.get("target") == "mediapipe":
+        return int(entry["length"])
+    buckets = sorted(int(size) for size in entry["lengths"])
+    return next((size for size in buckets if size >= length), buckets[-1])
+
+
+def _fixed_length_scores(bundle_dir, manifest, key, entry, ids):
+    """Scores of a web or mediapipe file for right-padded ``ids``, and whether a repeated call matched."""
+    path = bundle_file(bundle_dir, manifest, key)
+    runners = {}
+    first, identical = [], True
+    for sequence in ids:
+        length = _fixed_length(entry, len(sequence))
+        signature = entry["buckets"]["classify"][str(length)] if entry.get("target") == "web" else "classify"
+        if signature not in runners:
+            runners[signature] = load_signature_runner(path, signature)
+        runner = runners[signature]
+        padded = np.zeros((1, length), np.int32)
+        kept = sequence[:length]
+        padded[0, : len(kept)] = kept
+        once = np.array(runner(token_ids=padded)["scores"][0])
+        runner(token_ids=np.ascontiguousarray(padded[:, ::-1]))
+        twice = np.array(runner(token_ids=padded)["scores"][0])
+        identical = identical and np.array_equal(once, twice)
+        first.append(once)
+    return (np.stack(first) if first else np.zeros((0, len(manifest["labels"])))), bool(identical)
 
 
 def _stack(chunks, num_labels):

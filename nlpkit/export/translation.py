@@ -7,7 +7,8 @@ TRANSLATION_TASK = "translation"
 
 
 def write_translation_bundle(
-    output_dir, model, tokenizer, graph_tokenizer, settings=None, int8=True, metadata=None, parity=None
+    output_dir, model, tokenizer, graph_tokenizer, settings=None, int8=True, metadata=None, parity=None,
+    targets=("litert",),
 ):
     """Writes a translation bundle (see DESIGN.md §3) and returns its path.
 
@@ -25,6 +26,7 @@ def write_translation_bundle(
         metadata: extra ``nlpkit.json`` fields (metrics, config, languages).
         parity: optional ``parity(staged_bundle_dir) -> dict``, checked before the bundle
             replaces anything (see `nlpkit.export.write_bundle`).
+        targets: runtimes to write files for (see `nlpkit.export.write_bundle`).
 
     Example:
         >>> write_translation_bundle("saved_models/translation", model, twin, graph_twin,
@@ -33,7 +35,7 @@ def write_translation_bundle(
     if settings is not None:
         model.decoding = settings
     return write_bundle(output_dir, model=model, tokenizer=tokenizer, graph_tokenizer=graph_tokenizer,
-                        int8=int8, metadata=metadata, parity=parity)
+                        int8=int8, metadata=metadata, parity=parity, targets=targets)
 
 
 __all__ = ["DecodingSettings", "TRANSLATION_TASK", "write_translation_bundle"]

@@ -14,6 +14,7 @@ from nlpkit.text.python_tokenizers import (
     load_tokenizer,
     save_tokenizer,
 )
+from nlpkit.text.regex_tokenizer import PythonRegexTokenizer
 from nlpkit.text.subword import PythonSentencePieceTokenizer
 from nlpkit.text.tag_schemes import SCHEMES, TagSchemeError, convert_tags, extract_spans, validate_tags
 from nlpkit.text.vocabulary import Vocabulary
@@ -23,6 +24,7 @@ _LAZY = {
     "CharTokenizer": "nlpkit.text.tokenizers",
     "TaggingTokenizer": "nlpkit.text.tokenizers",
     "SentencePieceTokenizer": "nlpkit.text.tokenizers",
+    "RegexTokenizer": "nlpkit.text.tokenizers",
     "load_graph_tokenizer": "nlpkit.text.tokenizers",
 }
 
@@ -34,6 +36,7 @@ __all__ = [
     "PythonCharTokenizer",
     "PythonTaggingTokenizer",
     "PythonSentencePieceTokenizer",
+    "PythonRegexTokenizer",
     "save_tokenizer",
     "load_tokenizer",
     "SCHEMES",

@@ -334,6 +334,8 @@ class PythonTaggingTokenizer(_PythonTokenizer):
 
 
 _TOKENIZER_TYPES = {"word": PythonWordTokenizer, "char": PythonCharTokenizer, "tagging": PythonTaggingTokenizer}
+# Kinds whose twins live in modules that import this one (found when loaded).
+_LATER_TYPES = ("regex", "sentencepiece")
 
 
 def save_tokenizer(tokenizer, directory):
@@ -385,8 +387,8 @@ def load_tokenizer(directory, spec=None):
     elif not isinstance(spec, dict):
         raise TypeError(f"`spec` must be a dict, received {type(spec).__name__}: {spec!r:.80}")
     kind = spec.get("type")
-    if not isinstance(kind, str) or (kind not in _TOKENIZER_TYPES and kind != "sentencepiece"):
-        message = f"tokenizer 'type' must be one of {sorted([*_TOKENIZER_TYPES, 'sentencepiece'])}, found {kind!r}"
+    if not isinstance(kind, str) or (kind not in _TOKENIZER_TYPES and kind not in _LATER_TYPES):
+        message = f"tokenizer 'type' must be one of {sorted([*_TOKENIZER_TYPES, *_LATER_TYPES])}, found {kind!r}"
         raise DataFormatError(message, path=spec_path)
     try:
         max_length = check_max_length(spec.get("max_length"))
@@ -399,4 +401,9 @@ def load_tokenizer(directory, spec=None):
         return PythonSentencePieceTokenizer.from_files(directory, spec, max_length)
     vocabulary = Vocabulary.load(spec_file(directory, spec, "vocabulary", VOCABULARY_FILE))
     normalizer = TextNormalizer.load(spec_file(directory, spec, "normalization", NORMALIZATION_FILE))
+    if kind == "regex":
+        # Imported here: nlpkit.text.regex_tokenizer imports this module.
+        from nlpkit.text.regex_tokenizer import PythonRegexTokenizer
+
+        return PythonRegexTokenizer.from_files(directory, spec, vocabulary, normalizer, max_length)
     return _TOKENIZER_TYPES[kind].from_files(directory, spec, vocabulary, normalizer, max_length)

@@ -19,9 +19,17 @@ from nlpkit.text.python_tokenizers import (
     token_id_map,
     whitespace_normalizer,
 )
+from nlpkit.text.regex_tokenizer import DEFAULT_DELIMITER_PATTERN, PythonRegexTokenizer
 from nlpkit.text.vocabulary import Vocabulary
 
-__all__ = ["WordTokenizer", "CharTokenizer", "TaggingTokenizer", "SentencePieceTokenizer", "load_graph_tokenizer"]
+__all__ = [
+    "WordTokenizer",
+    "CharTokenizer",
+    "TaggingTokenizer",
+    "SentencePieceTokenizer",
+    "RegexTokenizer",
+    "load_graph_tokenizer",
+]
 
 # Table values are valid UTF-8, so an invalid byte can never be a real replacement string.
 _UNMAPPED = b"\xff"
@@ -379,10 +387,105 @@ class SentencePieceTokenizer(tf.Module):
         return self._tokenizer.detokenize(ids)
 
 
+class RegexTokenizer(tf.Module):
+    """MediaPipe's RegexTokenizer as TensorFlow ops; the graph twin of `PythonRegexTokenizer`.
+
+    Splits with RE2 (tensorflow-text's ``regex_split``, the engine and loop MediaPipe uses),
+    after cutting each text at its first NUL character and replacing invalid UTF-8 by U+FFFD
+    as the twin's decoder does; then looks every token up as it is (no normalization),
+    puts the ``<START>`` id first when the vocabulary has one and keeps ``max_length`` ids.
+    A SavedModel that uses it needs ``import tensorflow_text`` before loading.
+
+    Args:
+        vocabulary: Vocabulary with special tokens ``("<PAD>", "<UNKNOWN>")``.
+        delimiter_pattern: str, default ``r"[^\\w']+"``. RE2 pattern of the text between tokens.
+        max_length: optional int, default None.
+        name: optional str, the tf.Module name.
+
+    Example:
+        >>> from nlpkit.text import PythonRegexTokenizer
+        >>> twin = PythonRegexTokenizer.build(["A fine film.", "A fine, fine cast!"])
+        >>> RegexTokenizer.from_python(twin)(["a FINE film...", ""]).to_list()
+        [[1, 1, 5], []]
+    """
+
+    def __init__(self, vocabulary, delimiter_pattern=DEFAULT_DELIMITER_PATTERN, max_length=None, name=None):
+        super().__init__(name=name)
+        import tensorflow_text
+
+        # The twin validates every argument and holds the settings this module mirrors.
+        self._twin = PythonRegexTokenizer(vocabulary, delimiter_pattern, max_length=max_length)
+        self.max_length = self._twin.max_length
+        self.delimiter_pattern = delimiter_pattern
+        self._regex_split = tensorflow_text.regex_split
+        try:  # RE2 rejects some patterns Python accepts; say so now, not at the first call
+            tf.strings.regex_full_match("", delimiter_pattern)
+        except tf.errors.InvalidArgumentError as error:
+            raise ValueError(f"delimiter pattern {delimiter_pattern!r} is not a valid RE2 pattern: {error.message}") from None
+        tokens = vocabulary.tokens
+        self._vocabulary_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant([token.encode("utf-8") for token in tokens], dtype=tf.string),
+                tf.range(len(tokens), dtype=tf.int64),
+            ),
+            default_value=tf.constant(vocabulary.unk_id, dtype=tf.int64),
+        )
+
+    @property
+    def vocabulary(self):
+        return self._twin.vocabulary
+
+    @classmethod
+    def from_python(cls, twin):
+        """The graph tokenizer of a `PythonRegexTokenizer`."""
+        if not isinstance(twin, PythonRegexTokenizer):
+            raise TypeError(f"RegexTokenizer.from_python expects a PythonRegexTokenizer, received {type(twin).__name__}")
+        return cls(twin.vocabulary, twin.delimiter_pattern, max_length=twin.max_length)
+
+    def to_python(self):
+        """The pure-Python twin."""
+        return self._twin
+
+    def to_spec(self):
+        return self._twin.to_spec()
+
+    def _tokens(self, batch):
+        valid = tf.strings.unicode_transcode(batch, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+        # MediaPipe reads the text as a C string: nothing after the first NUL exists.
+        before_nul = tf.strings.regex_replace(valid, r"(?s)\x00.*", "", replace_global=False)
+        return self._regex_split(before_nul, self.delimiter_pattern)
+
+    def _ids(self, batch):
+        tokens = self._tokens(batch)
+        ids = tokens.with_flat_values(tf.cast(self._vocabulary_table.lookup(tokens.flat_values), tf.int32))
+        start_id = self._twin.start_id
+        if start_id is not None:
+            start = tf.fill([ids.nrows(), 1], tf.constant(start_id, tf.int32))
+            ids = tf.concat([start, ids], axis=1)
+        if self.max_length is not None:
+            ids = ids[:, : self.max_length]
+        return ids
+
+    def tokenize(self, texts):
+        """String tokens (the start token not included): 1-D for a scalar, RaggedTensor ``[N, None]`` for a batch."""
+        batch, scalar = _to_batch(texts)
+        tokens = self._tokens(batch)
+        if self.max_length is not None:
+            tokens = tokens[:, : max(self.max_length - (self._twin.start_id is not None), 0)]
+        return tokens[0] if scalar else tokens
+
+    def __call__(self, texts):
+        """int32 ids: 1-D for a scalar input, a RaggedTensor ``[N, None]`` for a batch."""
+        batch, scalar = _to_batch(texts)
+        ids = self._ids(batch)
+        return ids[0] if scalar else ids
+
+
 _GRAPH_TYPES = {
     PythonWordTokenizer: WordTokenizer,
     PythonCharTokenizer: CharTokenizer,
     PythonTaggingTokenizer: TaggingTokenizer,
+    PythonRegexTokenizer: RegexTokenizer,
 }
 
 
