@@ -79,15 +79,10 @@ def mediapipe_classifier_file(model, tokenizer, label_names, length=DEFAULT_LENG
         label_names: list of str, one per class, written as ``labels.txt``.
         length: int, default 128. The fixed input length N: MediaPipe keeps the first N ids
             of a text and always runs N steps. The recurrence is written out N times, so the
-            file grows by one step's ops per token and a call slows linearly with N. Measured
-            with the recipe's default model (128-unit bidirectional GRU, 128-d embeddings,
-            16,000 words), MediaPipe 1.2.3 on 2 shared CPU cores: N = 64 / 128 / 256 gave
-            9.7 / 10.1 / 11.1 MB and 1.9 / 5.4 / 11.2 ms per call in float32, 2.9 / 3.4 / 4.4 MB
-            and 0.6 / 2.2 / 6.1 ms with int8 weights (the dynamic-length LiteRT file: 9.0 MB,
-            0.5 ms for a 17-token sentence). Conversion takes about 20 / 40 / 90 s.
+            file grows by one step's ops per token and a call slows linearly with N (sizes and
+            latencies per N: the Deploy page of the docs).
         quantization: None (float32) or "dynamic_range" (int8 weights with per-tensor dense
-            scales, as `nlpkit.export.tflite.convert` writes them): MediaPipe runs it, about
-            3x smaller and 2-3x faster; on the tiny test model its scores moved by < 0.01.
+            scales, as `nlpkit.export.tflite.convert` writes them): MediaPipe runs it.
         name, description: the metadata's model name and description.
 
     Raises:

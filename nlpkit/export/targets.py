@@ -16,16 +16,12 @@ shape it:
 
 Layout: one file, ``model.web.tflite`` (and ``model.web.int8.tflite``), with a signature per
 bucket: ``classify_16``, ``classify_32``, ... (a translation model: ``encode_16`` +
-``decode_step_16``, ...). Measured with ``benchmarks/web_latency.py`` (a bidirectional GRU
-classifier of the sentiment recipe's default size, 2.2 M parameters; LiteRT.js 2.5.3 on
-Node 20, 2-core AMD EPYC): the converter stores each weight once however many signatures
-read it, so the one file with the five buckets 16-256 is 9.38 MB (int8 2.65 MB) where a
-file per bucket is 9.02-9.14 MB each, 45.3 MB in all (int8 11.6 MB): each signature adds
-about 73 KB of graph. Compiling the one file in LiteRT.js took 59 ms (int8 6 ms), against
-4-9 ms per single-bucket file: a page pays that once, and far less than it would pay to
-download a second copy of the weights. Buckets are worth having: a 6-token text ran in
-0.85 ms in the 16 bucket and 17.5 ms in the 256 bucket (the loops run over every padded
-step). Signatures whose inputs are already fixed (a language model's streaming ``step``)
+``decode_step_16``, ...). One file, because the converter stores each weight once however
+many signatures read it, where a file per bucket would repeat every weight; buckets, because
+the loops run over every padded step, so a short text in the 256 bucket pays for 256 steps.
+``benchmarks/web_latency.py`` measures both (sizes, compile time, latency per bucket); the
+Deploy page of the docs records the figures with their machine and date.
+Signatures whose inputs are already fixed (a language model's streaming ``step``)
 are kept as they are, under their own names.
 
 Padding: a text is right-padded with 0 to the smallest bucket that holds it (longer texts
